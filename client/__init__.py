@@ -1,0 +1,1 @@
+"""HTTP client library, the huzhu command line, audit and load generator."""

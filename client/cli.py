@@ -1,0 +1,15 @@
+"""The ``huzhu`` command line (click). Each area registers its command group here."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="huzhu")
+def main() -> None:
+    """huzhu: a permissioned PBFT chain and simulator for online mutual-aid plans."""
+
+
+if __name__ == "__main__":
+    main()

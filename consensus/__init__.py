@@ -1,0 +1,1 @@
+"""Sans-I/O PBFT replica (Castro & Liskov): messages, quorums, log, checkpoints, view change."""

@@ -1,0 +1,1 @@
+"""One node: NodeCore (replica + application + mempool + store), storage, genesis/config, aiohttp runtime."""

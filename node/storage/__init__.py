@@ -1,0 +1,1 @@
+"""Node storage: the Store interface with LevelDB (plyvel) and in-memory implementations."""

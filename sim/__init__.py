@@ -1,0 +1,1 @@
+"""Virtual-time simulator: event loop, seeded network model, faults, checkers, scenarios, traces."""
