@@ -11,5 +11,9 @@ def main() -> None:
     """huzhu: a permissioned PBFT chain and simulator for online mutual-aid plans."""
 
 
+from client.plan_cli import register as _register_client_commands  # noqa: E402
+
+_register_client_commands(main)
+
 if __name__ == "__main__":
     main()
