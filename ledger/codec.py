@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
+import msgpack.exceptions
 
 from ledger.errors import DecodeError, EncodeError
 
 MAX_ENCODED_BYTES = 8 * 1024 * 1024  # largest canonical object accepted by decode
-MAX_DEPTH = 32  # deepest nesting of lists and maps
+MAX_DEPTH = 32  # most lists and maps nested inside one another
 MAX_INT = 2**64 - 1
 MIN_INT = -(2**63)
 
@@ -23,15 +24,18 @@ Plain = None | bool | int | bytes | str | list | dict
 
 
 def _normalize(value: Any, depth: int) -> Any:
-    """Return ``value`` with maps rebuilt in sorted key order; reject what has no encoding."""
-    if depth > MAX_DEPTH:
-        raise EncodeError("too_deep", f"nesting deeper than {MAX_DEPTH}")
+    """Return ``value`` with maps rebuilt in sorted key order; reject what has no encoding.
+
+    ``depth`` counts the lists and maps around ``value``; at most ``MAX_DEPTH`` may nest.
+    """
     if value is None or isinstance(value, (bool, str, bytes)):
         return value
     if isinstance(value, int):
         if not MIN_INT <= value <= MAX_INT:
             raise EncodeError("int_out_of_range", f"integer {value} out of range")
         return value
+    if isinstance(value, (list, tuple, dict)) and depth >= MAX_DEPTH:
+        raise EncodeError("too_deep", f"nesting deeper than {MAX_DEPTH}")
     if isinstance(value, (list, tuple)):
         return [_normalize(item, depth + 1) for item in value]
     if isinstance(value, dict):
@@ -48,24 +52,35 @@ def _normalize(value: Any, depth: int) -> Any:
 
 def encode(value: Any) -> bytes:
     """The canonical encoding of a plain value."""
-    return msgpack.packb(_normalize(value, 0), use_bin_type=True, strict_types=False)
+    normalized = _normalize(value, 0)
+    try:
+        return msgpack.packb(normalized, use_bin_type=True, strict_types=False)
+    except UnicodeEncodeError:
+        # A str holding lone surrogates has no UTF-8 form, hence no encoding.
+        raise EncodeError("bad_str", "string is not valid Unicode text") from None
 
 
 def _no_ext(code: int, data: bytes) -> Any:
     raise DecodeError("ext_type", f"extension type {code} not allowed")
 
 
+_SCALAR_TYPES = (type(None), bool, int, str, bytes)
+
+
 def _check_plain(value: Any, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise DecodeError("too_deep", f"nesting deeper than {MAX_DEPTH}")
-    if isinstance(value, float):
+    """Reject decoded values that are not plain (floats, msgpack's built-in timestamp ext)."""
+    kind = type(value)
+    if kind in _SCALAR_TYPES:
+        return
+    if kind is float:
         raise DecodeError("float", "floats are not allowed")
-    if isinstance(value, list):
-        for item in value:
-            _check_plain(item, depth + 1)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _check_plain(item, depth + 1)
+    if kind is not list and kind is not dict:
+        # msgpack turns ext type -1 into a Timestamp without calling ext_hook.
+        raise DecodeError("ext_type", f"{kind.__name__} values are not allowed")
+    if depth >= MAX_DEPTH:
+        raise DecodeError("too_deep", f"nesting deeper than {MAX_DEPTH}")
+    for item in value if kind is list else value.values():
+        _check_plain(item, depth + 1)
 
 
 def decode(data: bytes, max_bytes: int = MAX_ENCODED_BYTES) -> Any:
@@ -85,6 +100,11 @@ def decode(data: bytes, max_bytes: int = MAX_ENCODED_BYTES) -> Any:
         )
     except DecodeError:
         raise
+    except msgpack.exceptions.ExtraData:
+        raise DecodeError("trailing_bytes", "bytes follow the encoded value") from None
+    except msgpack.exceptions.StackError:
+        # Nesting far past MAX_DEPTH overflows msgpack's own parse stack before we look.
+        raise DecodeError("too_deep", f"nesting deeper than {MAX_DEPTH}") from None
     except Exception as exc:  # msgpack raises many types for malformed input
         raise DecodeError("malformed", f"not msgpack: {type(exc).__name__}") from None
     _check_plain(value, 0)
