@@ -30,6 +30,10 @@ def signing_message(kind: str, chain_id: str, payload: Any) -> bytes:
     """The exact bytes that are signed for ``payload`` of ``kind`` on ``chain_id``."""
     if not kind or "/" in kind or "\0" in kind:
         raise ValueError(f"bad signature domain {kind!r}")
+    if "\0" in chain_id:
+        # The NUL ends the chain id in the message; one inside it would make two (chain,
+        # payload) pairs sign the same bytes.
+        raise ValueError(f"bad chain id {chain_id!r}")
     return b"huzhu/" + kind.encode() + b"/v1\0" + chain_id.encode() + b"\0" + codec.encode(payload)
 
 
@@ -98,14 +102,17 @@ class KeyPair:
             raise KeyFileError("malformed", f"{source} is not JSON") from None
         if not isinstance(data, dict) or data.get("type") != "ed25519":
             raise KeyFileError("malformed", f"{source} is not an ed25519 key file")
-        if data.get("version") != KEY_FILE_VERSION:
+        if type(data.get("version")) is not int or data["version"] != KEY_FILE_VERSION:
             raise KeyFileError("version", f"{source} has unsupported version {data.get('version')!r}")
         try:
             seed = base64.b64decode(data["seed"], validate=True)
             public_key = bytes.fromhex(data["public_key"])
         except (KeyError, ValueError, TypeError):
             raise KeyFileError("malformed", f"{source} lacks a valid seed and public_key") from None
-        pair = cls.from_seed(seed)
+        try:
+            pair = cls.from_seed(seed)
+        except KeyFileError as exc:
+            raise KeyFileError(exc.code, f"{source}: {exc.message}") from None
         if pair.public_key != public_key:
             raise KeyFileError("mismatch", f"{source}: public_key does not match the seed")
         return pair
@@ -114,11 +121,19 @@ class KeyPair:
         """Write the key file readable by its owner only (mode 0600)."""
         path = Path(path)
         if path.exists() and not overwrite:
-            raise KeyFileError("exists", f"{path} already exists")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=KEY_FILE_MODE, exist_ok=overwrite)
-        path.chmod(KEY_FILE_MODE)
-        path.write_text(self.to_json())
+            raise KeyFileError("exists", f"{path} already exists; refusing to overwrite it")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                # Created 0600, exclusively unless overwriting, before the seed goes in.
+                path.touch(mode=KEY_FILE_MODE, exist_ok=overwrite)
+            except FileExistsError:
+                raise KeyFileError(
+                    "exists", f"{path} already exists; refusing to overwrite it") from None
+            path.chmod(KEY_FILE_MODE)
+            path.write_text(self.to_json())
+        except OSError as exc:
+            raise KeyFileError("unwritable", f"cannot write key file {path}: {exc}") from None
         return path
 
     @classmethod
