@@ -31,8 +31,9 @@ MAX_REPLICAS = 4096
 TX_DOMAIN = "tx"
 COMMIT_DOMAIN = "commit"
 
-_KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
-_CHAIN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Used with fullmatch: "$" alone would also accept a trailing newline.
+_KIND_PATTERN = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")
+_CHAIN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def _require_map(value: Any, fields: Sequence[str], error: type, what: str) -> dict:
@@ -61,7 +62,7 @@ def _require_chain_id(value: Any, error: type) -> str:
     if (
         not isinstance(value, str)
         or not 0 < len(value) <= MAX_CHAIN_ID_CHARS
-        or not _CHAIN_ID_PATTERN.match(value)
+        or not _CHAIN_ID_PATTERN.fullmatch(value)
     ):
         raise error("bad_chain_id", "chain_id must be a short identifier")
     return value
@@ -127,7 +128,8 @@ class Transaction:
         sender = _require_bytes(plain["sender"], keys.PUBLIC_KEY_BYTES, E, "sender")
         nonce = _require_int(plain["nonce"], 0, MAX_NONCE, E, "nonce")
         kind = plain["kind"]
-        if not isinstance(kind, str) or len(kind) > MAX_KIND_CHARS or not _KIND_PATTERN.match(kind):
+        if (not isinstance(kind, str) or len(kind) > MAX_KIND_CHARS
+                or not _KIND_PATTERN.fullmatch(kind)):
             raise E("bad_kind", "kind must look like 'member.enroll'")
         if not isinstance(plain["body"], dict):
             raise E("malformed", "body must be a map")
@@ -244,7 +246,13 @@ class Block:
         """Checks a block must pass before anyone votes for it (signatures aside)."""
         if self.header.tx_count != len(self.txs):
             raise InvalidBlock("tx_count", "tx_count does not match the transactions")
-        tx_ids = [tx.tx_id for tx in self.txs]
+        tx_ids = []
+        for tx in self.txs:
+            encoded = tx.encode()
+            # The mempool admits nothing larger; a primary must not slip it in through a block.
+            if len(encoded) > MAX_TX_BYTES:
+                raise InvalidBlock("oversize_tx", f"a transaction exceeds {MAX_TX_BYTES} bytes")
+            tx_ids.append(sha256(encoded))
         if len(set(tx_ids)) != len(tx_ids):
             raise InvalidBlock("duplicate_tx", "a transaction appears twice")
         if tx_root(tx_ids) != self.header.tx_root:
@@ -318,7 +326,8 @@ class CommitCertificate:
         message = keys.signing_message(COMMIT_DOMAIN, chain_id, payload)
         valid = 0
         for replica, signature in self.signatures:
-            if replica >= len(validators):
+            # A negative id would index validators from the end and count a signer twice.
+            if type(replica) is not int or not 0 <= replica < len(validators):
                 raise InvalidCertificate("unknown_signer", f"replica {replica} is not a validator")
             if not keys.verify_message(validators[replica], message, signature):
                 raise InvalidCertificate("bad_signature", f"signature of replica {replica} is invalid")
