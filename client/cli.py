@@ -15,5 +15,9 @@ from client.plan_cli import register as _register_client_commands  # noqa: E402
 
 _register_client_commands(main)
 
+from client.node_cli import register as _register_node_commands  # noqa: E402
+
+_register_node_commands(main)
+
 if __name__ == "__main__":
     main()
