@@ -1,0 +1,58 @@
+"""The run's JSONL trace and its SHA-256.
+
+One JSON object per line, keys sorted, no spaces, for every delivered or dropped message and
+every commit, fault and checker event, in the order they happen. Only virtual time appears
+(``t_us``); wall-clock measurements stay out so the same seed gives byte-identical bytes and
+hence the same ``trace_sha256``. Lines are hashed as they are written; they are kept on disk
+only when a file is given, and never in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import IO, Any
+
+DIGEST_PREFIX_CHARS = 16  # hex characters of a message digest shown in the trace
+
+
+class Trace:
+    """Streams trace lines into a SHA-256 and, optionally, a file."""
+
+    def __init__(self, path: str | Path | None = None, keep_lines: int = 0) -> None:
+        self._hash = hashlib.sha256()
+        self._file: IO[bytes] | None = open(path, "wb") if path is not None else None  # noqa: SIM115
+        self.lines = 0
+        self.bytes = 0
+        # tests may keep the last few parsed lines to inspect; the CLI keeps none
+        self._keep_lines = keep_lines
+        self.kept: list[dict[str, Any]] = []
+
+    def record(self, t_us: int, kind: str, **fields: Any) -> None:
+        fields["t_us"] = t_us
+        fields["kind"] = kind
+        line = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+        self._hash.update(line)
+        self.lines += 1
+        self.bytes += len(line)
+        if self._file is not None:
+            self._file.write(line)
+        if self._keep_lines:
+            self.kept.append(fields)
+            if len(self.kept) > self._keep_lines:
+                del self.kept[: len(self.kept) - self._keep_lines]
+
+    def sha256_hex(self) -> str:
+        return self._hash.hexdigest()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def read_trace(path: str | Path) -> list[dict[str, Any]]:
+    """Parse a trace file (for tests and offline analysis)."""
+    with open(path, "rb") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
