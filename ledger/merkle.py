@@ -38,6 +38,14 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 
 # --- building ---------------------------------------------------------------------------
 
+def _parent_level(level: list[bytes]) -> list[bytes]:
+    """Pair neighbours; a lone last node moves up unchanged (RFC 6962's left-full tree)."""
+    parents = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+    if len(level) % 2:
+        parents.append(level[-1])
+    return parents
+
+
 def _levels(hashes: list[bytes]) -> list[list[bytes]]:
     """Every level of the tree over ``hashes``, leaves first, the root's level last.
 
@@ -45,13 +53,8 @@ def _levels(hashes: list[bytes]) -> list[list[bytes]]:
     RFC 6962 tree hash of exactly that range.
     """
     levels = [hashes]
-    level = hashes
-    while len(level) > 1:
-        paired = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            paired.append(level[-1])
-        levels.append(paired)
-        level = paired
+    while len(levels[-1]) > 1:
+        levels.append(_parent_level(levels[-1]))
     return levels
 
 
@@ -61,10 +64,7 @@ def root_from_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
     if not level:
         return EMPTY_ROOT
     while len(level) > 1:
-        paired = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            paired.append(level[-1])
-        level = paired
+        level = _parent_level(level)
     return level[0]
 
 
