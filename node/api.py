@@ -467,3 +467,69 @@ class Api:
     async def _drain_incoming(ws: web.WebSocketResponse) -> None:
         async for _ in ws:  # subscribers have nothing to say; reading notices the close
             pass
+
+
+# --- checking answers against the OpenAPI document (tests, clients) --------------------------
+
+class OpenApiDocument:
+    """node/openapi.yaml with a JSON Schema (2020-12) validator for each documented answer.
+
+    Needs the ``jsonschema`` package (in the test extra); the node itself does not.
+    """
+
+    BASE_URI = "urn:huzhu:openapi"
+
+    def __init__(self, text: bytes | None = None) -> None:
+        import yaml
+        from referencing import Registry, Resource
+        from referencing.jsonschema import DRAFT202012
+
+        self.document = yaml.safe_load(text if text is not None else OPENAPI_PATH.read_bytes())
+        resource = Resource.from_contents(self.document, default_specification=DRAFT202012)
+        self.registry = Registry().with_resource(self.BASE_URI, resource)
+
+    def operation(self, method: str, template: str) -> dict:
+        try:
+            return self.document["paths"][template][method.lower()]
+        except KeyError:
+            raise AssertionError(f"{method} {template} is not in the OpenAPI document") from None
+
+    def response_schema_pointer(self, method: str, template: str, status: int) -> str | None:
+        operation = self.operation(method, template)
+        responses = operation["responses"]
+        if str(status) not in responses:
+            raise AssertionError(f"{method} {template} does not document status {status}")
+        pointer = f"/paths/{_escape(template)}/{method.lower()}/responses/{status}"
+        response = responses[str(status)]
+        if "$ref" in response:
+            pointer = response["$ref"].lstrip("#")
+            response = self._resolve(pointer)
+        content = response.get("content", {})
+        if "application/json" not in content:
+            return None
+        return f"{pointer}/content/application~1json/schema"
+
+    def _resolve(self, pointer: str) -> Any:
+        node: Any = self.document
+        for part in pointer.strip("/").split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+        return node
+
+    def validate(self, method: str, template: str, status: int, body: Any) -> None:
+        """Raise ``jsonschema.ValidationError`` (or AssertionError) unless ``body`` is a
+        documented answer of ``method template`` with ``status``."""
+        import jsonschema
+
+        pointer = self.response_schema_pointer(method, template, status)
+        if pointer is None:
+            return
+        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                  "$ref": f"{self.BASE_URI}#{pointer}"}
+        validator = jsonschema.Draft202012Validator(
+            schema, registry=self.registry,
+            format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        validator.validate(body)
+
+
+def _escape(template: str) -> str:
+    return template.replace("~", "~0").replace("/", "~1")

@@ -24,7 +24,7 @@ CONFIG_FILE_NAME = "config.toml"
 # Defaults, in one place. Units are in the names.
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_BASE_PORT = 26650
-DEFAULT_TICK_MS = 50
+DEFAULT_TICK_MS = 10  # the consensus parameters count timeouts in ticks of this length
 DEFAULT_MEMPOOL_MAX_TXS = 10_000
 DEFAULT_MEMPOOL_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024  # a full block (8 MiB) plus consensus envelope

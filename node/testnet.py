@@ -21,7 +21,7 @@ import json
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from node.config import (
 
 GENESIS_FILE_NAME = "genesis.json"
 DEFAULT_CHAIN_ID = "huzhu-local"
-ROLE_NAMES = ("registrar", "treasurer", "reviewer")
+ROLE_NAMES = ("registrar", "treasurer", "reviewer", "hospital")
 MAX_TESTNET_NODES = 64
 PORTS_PER_NODE = 2
 APPS = ("plan", "kv")
@@ -100,7 +100,8 @@ def list_node_homes(directory: str | Path) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
-def _app_genesis(app: str, orgs: list[dict], roles: dict[str, list[str]], time_scale: int) -> dict:
+def _app_genesis(app: str, orgs: list[dict], roles: dict[str, list[str]], time_scale: int,
+                 genesis_time_ms: int) -> dict:
     if app == "kv":
         return {"name": "kv"}
     try:
@@ -109,17 +110,17 @@ def _app_genesis(app: str, orgs: list[dict], roles: dict[str, list[str]], time_s
         raise TestnetError("no_plan_app",
                            "the plan application (contracts.genesis) is not available; "
                            "use --app kv") from None
-    return default_app_genesis(orgs, roles, time_scale=time_scale)
+    return default_app_genesis(orgs, roles, time_scale=time_scale,
+                               genesis_time_ms=genesis_time_ms)
 
 
-def _consensus_params() -> dict:
-    """The consensus section: NodeCore's defaults when available, written out in full so the
-    file shows every parameter a consortium agrees on."""
-    try:
-        from node.genesis import default_consensus_params
-    except ImportError:
-        return {"checkpoint_interval": 16, "pipeline_depth": 2}
-    return default_consensus_params()
+def _consensus_params(tick_ms: int) -> dict:
+    """The consensus section, written out in full so the file shows every parameter the
+    consortium agrees on. The nodes tick every ``tick_ms``; the replica counts its timeouts in
+    ticks of that length."""
+    from consensus.params import ConsensusParams
+
+    return replace(ConsensusParams(), tick_ms=tick_ms).validate().to_plain()
 
 
 def _prepare_directory(directory: Path, force: bool) -> None:
@@ -169,7 +170,7 @@ def create_testnet(directory: str | Path, nodes: int, base_port: int = DEFAULT_B
     for index in range(nodes):
         governance = KeyPair.generate()
         governance.save(keys_dir / f"org{index}.json")
-        orgs.append({"name": f"org{index}", "public_key": governance.public_key.hex()})
+        orgs.append({"name": f"org{index}", "gov_key": governance.public_key.hex()})
     roles = {}
     for role in ROLE_NAMES:
         role_key = KeyPair.generate()
@@ -184,13 +185,14 @@ def create_testnet(directory: str | Path, nodes: int, base_port: int = DEFAULT_B
         validators.append({"id": index, "name": f"node{index}", "org": f"org{index}",
                            "public_key": key.public_key.hex()})
 
+    if genesis_time_ms is None:
+        genesis_time_ms = int(time.time() * 1000)
     genesis: dict[str, Any] = {
         "chain_id": chain_id,
-        "genesis_time_ms": genesis_time_ms if genesis_time_ms is not None
-        else int(time.time() * 1000),
+        "genesis_time_ms": genesis_time_ms,
         "validators": validators,
-        "consensus": _consensus_params(),
-        "app": _app_genesis(app, orgs, roles, time_scale),
+        "consensus": _consensus_params(tick_ms),
+        "app": _app_genesis(app, orgs, roles, time_scale, genesis_time_ms),
     }
     genesis_path = directory / GENESIS_FILE_NAME
     genesis_path.write_text(json.dumps(genesis, indent=2, sort_keys=True) + "\n")

@@ -45,10 +45,10 @@ def _config_text(net) -> str:
 
 
 @pytest.mark.parametrize("edit, code", [
-    (lambda t: t.replace("tick_ms = 50", "tick_ms = 50\ntick_mz = 5"), "unknown_key"),
-    (lambda t: t.replace("tick_ms = 50", 'tick_ms = "50"'), "bad_type"),
-    (lambda t: t.replace("tick_ms = 50", "tick_ms = true"), "bad_type"),
-    (lambda t: t.replace("tick_ms = 50", "tick_ms = 0"), "out_of_range"),
+    (lambda t: t.replace("tick_ms = 10", "tick_ms = 10\ntick_mz = 5"), "unknown_key"),
+    (lambda t: t.replace("tick_ms = 10", 'tick_ms = "50"'), "bad_type"),
+    (lambda t: t.replace("tick_ms = 10", "tick_ms = true"), "bad_type"),
+    (lambda t: t.replace("tick_ms = 10", "tick_ms = 0"), "out_of_range"),
     (lambda t: t.replace('format = "plain"', 'format = "xml"'), "out_of_range"),
     (lambda t: t.replace("node_id = 0\n", ""), "missing"),
     (lambda t: t.replace("port = 31002", "port = 70000"), "out_of_range"),
@@ -90,7 +90,8 @@ def test_genesis_lists_each_nodes_key_and_org(net) -> None:
         assert (home / "node_key.json").stat().st_mode & 0o077 == 0
         assert config.paths.tls_key.stat().st_mode & 0o077 == 0
     keys = sorted(path.name for path in (net.directory / "keys").iterdir())
-    assert keys == ["org0.json", "org1.json", "org2.json", "org3.json", "registrar.json",
+    assert keys == ["hospital.json", "org0.json", "org1.json", "org2.json", "org3.json",
+                    "registrar.json",
                     "reviewer.json", "treasurer.json"]
     assert [home.name for home in list_node_homes(net.directory)] == [
         "node0", "node1", "node2", "node3"]
