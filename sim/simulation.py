@@ -283,6 +283,10 @@ class Simulation:
     def _tick(self, endpoint: Endpoint, epoch: int) -> None:
         if endpoint.epoch != epoch or not endpoint.running:
             return
+        if endpoint.cpu_free_us > self.loop.now_us:
+            # a busy node's timer fires late, as a real event loop's does
+            self.loop.schedule_at(endpoint.cpu_free_us, lambda: self._tick(endpoint, epoch))
+            return
         out = endpoint.core.on_tick(self.node_now_ms(endpoint))
         self._handle_output(endpoint, out)
         if self._halted or not endpoint.running:
