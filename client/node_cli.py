@@ -147,7 +147,9 @@ def consortium_status(directory: Path, as_json: bool) -> None:
     for row in rows:
         table.add_row(*("" if row.get(column) is None else str(row.get(column))
                         for column in columns))
-    Console(highlight=False, file=sys.stdout).print(table)
+    # Off a terminal (piped, captured) rich would wrap at 80 columns and cut the URLs.
+    width = None if sys.stdout.isatty() else 160
+    Console(highlight=False, file=sys.stdout, width=width).print(table)
 
 
 def register(main: click.Group) -> None:
