@@ -19,5 +19,9 @@ from client.node_cli import register as _register_node_commands  # noqa: E402
 
 _register_node_commands(main)
 
+from client.simulate_cli import simulate  # noqa: E402
+
+main.add_command(simulate)
+
 if __name__ == "__main__":
     main()
