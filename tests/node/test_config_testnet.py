@@ -129,3 +129,31 @@ def test_testnet_command_line(tmp_path: Path) -> None:
     again = runner.invoke(main, ["testnet", "--nodes", "4", "--dir", str(target), "--app", "kv"])
     assert again.exit_code == 1
     assert "already exists" in again.output
+
+
+def test_log_settings_give_one_structured_line_per_event() -> None:
+    import io
+    import logging
+
+    from node.logging import get_logger, setup_logging
+
+    position = {"node": 2, "height": 7, "view": 1}
+    stream = io.StringIO()
+    setup_logging("json", "info", lambda: dict(position), stream=stream)
+    try:
+        get_logger().info("block_committed", txs=3)
+        get_logger().debug("not_at_info")
+        position["height"] = 8
+        logging.getLogger("aiohttp.server").warning("from a library")
+        lines = stream.getvalue().splitlines()
+        assert len(lines) == 2
+        first, second = (json.loads(line) for line in lines)
+        assert first["event"] == "block_committed" and first["txs"] == 3
+        assert (first["node"], first["height"], first["view"]) == (2, 7, 1)
+        assert second["level"] == "warning" and second["height"] == 8
+        stream = io.StringIO()
+        setup_logging("plain", "info", lambda: dict(position), stream=stream)
+        get_logger().info("view_changed", new_view=2)
+        assert "event='view_changed' node=2 height=8 view=1 new_view=2" in stream.getvalue()
+    finally:
+        setup_logging("plain", "warning", None)
