@@ -1,0 +1,1484 @@
+"""A PBFT replica (Castro & Liskov, OSDI '99) as a pure state machine: ``ready = step(event)``.
+
+No clock, no I/O, no randomness: time arrives as ``Tick`` events, bytes as ``Receive``, and
+every step returns a ``Ready`` naming what to persist (before anything is sent), what to send
+and which certified blocks are committed, in height order. One replica per validator; replica
+ids index the validator list; the primary of view v is v mod n; n = 3f+1, quorum 2f+1.
+
+Normal case. The primary cuts a block (``Propose``) and broadcasts a signed PRE-PREPARE.
+A backup accepts it after checking the proposer, the watermarks, the block's structure and
+transaction signatures, the header's app/results hash against its own execution of
+h - pipeline_depth, the hash link to h-1 and the timestamp; then it broadcasts PREPARE. With
+the pre-prepare and 2f matching prepares a replica holds a prepared certificate; it
+broadcasts COMMIT for h once h and every height between its committed tip and h hold
+current-view prepared certificates on one hash chain (so a committed height always has 2f+1
+replicas able to prove the whole chain below it in a view change). 2f+1 commits for one
+block are its ``CommitCertificate``; blocks are delivered strictly in height order.
+
+Pipelining. A primary proposes h once it has executed h - pipeline_depth and knows block
+h-1; header h carries the state after h - pipeline_depth (docs/INTERFACES.md).
+
+Checkpoints. After executing a multiple of ``checkpoint_interval`` a replica broadcasts a
+signed CHECKPOINT with its state root; 2f+1 matching make it stable, which moves the low
+watermark and garbage-collects the log, the checkpoint votes and the WAL below it.
+
+View change. A progress timer runs while there is pending work (an accepted block not yet
+committed, buffered pre-prepares, or transactions the node is waiting on) and restarts on
+every commit. On expiry the replica sends VIEW-CHANGE(v+1) with its stable checkpoint, its
+highest commit certificate and its prepared certificates above it. The timeout doubles with
+each consecutive view change (capped) and resets when a view commits. A replica joins a view
+change when f+1 others ask for higher views, and otherwise never moves past a view change
+whose timer has not expired, nor past one that has not gathered 2f+1 VIEW-CHANGEs (it
+re-sends its own instead): one replica cannot start a storm. The new primary sends
+NEW-VIEW with the 2f+1 VIEW-CHANGEs and the re-issued pre-prepares (``consensus.viewchange``);
+every replica recomputes and checks it.
+
+Catch-up. Evidence that the chain is ahead (a stable checkpoint, a commit certificate whose
+block this replica lacks, a NEW-VIEW anchor) makes a lagging replica fetch certified blocks
+from peers (BLOCK-REQUEST, answered by the peer's node from its store), verifying each
+certificate and the hash chain; peers rotate on timeouts and bad answers.
+
+Every received message is validated field by field; anything wrong is dropped and counted in
+``stats`` under ``dropped.<reason>``, never raised. A broken local invariant (two different
+certified blocks at one height, state diverging from a stable checkpoint) is an
+``AssertionError``: the node must stop rather than continue on a forked state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from consensus import wal
+from consensus.events import (
+    BROADCAST,
+    CommittedTip,
+    Executed,
+    Propose,
+    Ready,
+    Receive,
+    ServeBlocks,
+    Tick,
+    TxsVerified,
+)
+from consensus.messages import (
+    CHECKPOINT_DOMAIN,
+    NEW_VIEW_DOMAIN,
+    PREPARE_DOMAIN,
+    PREPREPARE_DOMAIN,
+    VIEW_CHANGE_DOMAIN,
+    BlockRequest,
+    BlockResponse,
+    Checkpoint,
+    CheckpointProof,
+    Commit,
+    Message,
+    NewView,
+    NewViewEntry,
+    PrePrepare,
+    Prepare,
+    PreparedCertificate,
+    TxForward,
+    ViewChange,
+    checkpoint_payload,
+    decode_message,
+    encode_message,
+    prepare_payload,
+    preprepare_payload,
+)
+from consensus.params import ConsensusParams
+from consensus.signer import Signer
+from consensus.viewchange import NewViewPlan, chained_prefix, plan_new_view
+from ledger import codec
+from ledger.errors import DecodeError, HuzhuError
+from ledger.hashing import sha256
+from ledger.quorum import max_faulty, quorum_size, weak_quorum_size
+from ledger.types import (
+    COMMIT_DOMAIN,
+    Block,
+    BlockHeader,
+    CommitCertificate,
+    Transaction,
+    commit_vote_payload,
+    tx_root,
+)
+
+MAX_BLOCKS_PER_SLOT = 8  # distinct blocks remembered at one height (one per view, normally)
+MAX_CERTIFICATE_CACHE = 1024  # verified certificates remembered to skip re-verification
+
+
+class Slot:
+    """Everything the replica knows about one height above its committed tip."""
+
+    __slots__ = ("height", "view", "block_hash", "preprepare_signature", "blocks", "prepares",
+                 "commits", "cert")
+
+    def __init__(self, height: int) -> None:
+        self.height = height
+        # The pre-prepare accepted in the current view (view None: none accepted).
+        self.view: int | None = None
+        self.block_hash: bytes | None = None
+        self.preprepare_signature: bytes | None = None
+        self.blocks: dict[bytes, Block] = {}
+        # Latest vote per replica: replica -> (view, block_hash, signature).
+        self.prepares: dict[int, tuple[int, bytes, bytes]] = {}
+        self.commits: dict[int, tuple[int, bytes, bytes]] = {}
+        self.cert: PreparedCertificate | None = None  # highest-view prepared certificate held
+
+    def add_block(self, block_hash: bytes, block: Block) -> None:
+        if block_hash in self.blocks:
+            return
+        if len(self.blocks) >= MAX_BLOCKS_PER_SLOT:
+            keep = {self.block_hash, None if self.cert is None else self.cert.block_hash}
+            for known in list(self.blocks):
+                if known not in keep:
+                    del self.blocks[known]
+                    break
+        self.blocks[block_hash] = block
+
+    def accepted_block(self) -> Block | None:
+        return None if self.block_hash is None else self.blocks.get(self.block_hash)
+
+    def clear_acceptance(self) -> None:
+        self.view = None
+        self.block_hash = None
+        self.preprepare_signature = None
+
+
+class Replica:
+    def __init__(
+        self,
+        chain_id: str,
+        replica_id: int,
+        validators: Sequence[bytes],
+        signer: Signer,
+        params: ConsensusParams,
+        genesis_hash: bytes,
+        genesis_time_ms: int,
+        app_hash0: bytes,
+        results_hash0: bytes,
+        restored: Sequence[tuple[bytes, bytes]] | None = None,
+        tip: CommittedTip | None = None,
+    ) -> None:
+        assert 0 <= replica_id < len(validators)
+        params.validate()
+        self.chain_id = chain_id
+        self.id = replica_id
+        self.validators = tuple(validators)
+        self.n = len(self.validators)
+        self.f = max_faulty(self.n)
+        self.quorum = quorum_size(self.n)
+        self.weak_quorum = weak_quorum_size(self.n)
+        self.signer = signer
+        self.params = params
+        self.genesis_hash = genesis_hash
+        self.genesis_time_ms = genesis_time_ms
+        self.app_hash0 = app_hash0
+        self.results_hash0 = results_hash0
+
+        # time
+        self.tick = 0
+        self.now_ms: int | None = None
+        self.waiting_txs = 0
+        # view
+        self.view = 0
+        self.view_changing = False
+        self.consecutive_view_changes = 0
+        self._timer_deadline: int | None = None
+        # committed chain and execution
+        self.committed_height = 0
+        self.tip_hash = genesis_hash
+        self.tip_timestamp_ms = genesis_time_ms
+        self.best_commit_cert: CommitCertificate | None = None
+        self.executed_height = 0
+        self._executed: dict[int, tuple[bytes, bytes]] = {0: (app_hash0, results_hash0)}
+        self.last_nonempty_height = 0
+        # log
+        self._slots: dict[int, Slot] = {}
+        self._last_accepted = 0  # highest height with a pre-prepare accepted in this view
+        self._pending: dict[int, tuple[PrePrepare, bytes]] = {}  # pre-prepares waiting
+        self._inflight: dict[bytes, int] = {}  # tx id -> height of an accepted, uncommitted block
+        self._batch_since_tick: int | None = None
+        # checkpoints
+        self.stable = CheckpointProof(0, app_hash0, ())
+        self._checkpoint_votes: dict[int, dict[bytes, dict[int, bytes]]] = {}
+        self._own_checkpoints: dict[int, bytes] = {}
+        # view change
+        self._view_changes: dict[int, ViewChange] = {}  # sender -> its highest VIEW-CHANGE
+        self._new_views: dict[int, NewView] = {}  # view -> NEW-VIEW accepted or sent
+        self._new_view_resent: set[tuple[int, int]] = set()
+        self._future: list[tuple[int, int, Message]] = []
+        # own signed messages: (phase, view, height) -> (block_hash, encoded message)
+        self._own_votes: dict[tuple[int, int, int], tuple[bytes, bytes]] = {}
+        self._wal_heights: dict[int, list[bytes]] = {}
+        self._wal_views: dict[int, list[bytes]] = {}
+        # catch-up
+        self._certified_height = 0  # highest height known to hold a commit certificate
+        self._sync_requests: dict[int, tuple[int, int, int]] = {}  # from -> (peer, count, deadline)
+        self._sync_buffer: dict[int, tuple[Block, CommitCertificate]] = {}
+        self._sync_peer = (replica_id + 1) % self.n
+        self._gap_since_tick: int | None = None
+        # caches
+        self._verified_txs: dict[bytes, None] = {}
+        self._verified_certificates: dict[Any, None] = {}
+        self.stats: dict[str, int] = {}
+        # step outputs
+        self._persist: list[tuple[bytes, bytes | None]] = []
+        self._send: list[tuple[int | None, bytes]] = []
+        self._commit: list[tuple[Block, CommitCertificate]] = []
+        self._serve: list[ServeBlocks] = []
+        self._txs: list[tuple[int, Transaction]] = []
+
+        self._event_handlers: dict[type, Callable[[Any], None]] = {
+            Tick: self._on_tick,
+            Receive: self._on_receive,
+            Propose: self._on_propose,
+            Executed: self._on_executed,
+            TxsVerified: self._on_txs_verified,
+        }
+        self._message_handlers: dict[type, Callable[[int, Any], None]] = {
+            PrePrepare: self._on_preprepare,
+            Prepare: self._on_prepare,
+            Commit: self._on_commit,
+            Checkpoint: self._on_checkpoint,
+            ViewChange: self._on_view_change,
+            NewView: self._on_new_view,
+            BlockRequest: self._on_block_request,
+            BlockResponse: self._on_block_response,
+            TxForward: self._on_tx_forward,
+        }
+        if tip is not None:
+            self._restore_tip(tip)
+        if restored:
+            self._restore_wal(restored)
+
+    # --- the one way in --------------------------------------------------------------------
+
+    def step(self, event: Any) -> Ready:
+        self._persist, self._send, self._commit, self._serve, self._txs = [], [], [], [], []
+        handler = self._event_handlers.get(type(event))
+        if handler is None:
+            raise TypeError(f"not a replica event: {type(event).__name__}")
+        handler(event)
+        return Ready(tuple(self._persist), tuple(self._send), tuple(self._commit),
+                     tuple(self._serve), tuple(self._txs))
+
+    # --- read-only views for the node --------------------------------------------------------
+
+    def primary_of(self, view: int) -> int:
+        return view % self.n
+
+    @property
+    def primary(self) -> int:
+        return self.primary_of(self.view)
+
+    @property
+    def is_primary(self) -> bool:
+        return self.primary == self.id
+
+    @property
+    def low_watermark(self) -> int:
+        return self.stable.height
+
+    @property
+    def high_watermark(self) -> int:
+        return self.stable.height + self.params.watermark_window
+
+    @property
+    def wants_proposal(self) -> bool:
+        """True when a ``Propose`` now could produce a block (this replica is the primary of
+        an active view and the next height is free to propose)."""
+        return (not self.view_changing and self.is_primary and self.now_ms is not None
+                and self._proposal_height() is not None)
+
+    def is_inflight(self, tx_id: bytes) -> bool:
+        """True when the transaction is in an accepted block that is not committed yet."""
+        return tx_id in self._inflight
+
+    def status(self) -> dict:
+        return {
+            "replica": self.id, "view": self.view, "primary": self.primary,
+            "view_changing": self.view_changing, "committed_height": self.committed_height,
+            "executed_height": self.executed_height, "stable_height": self.stable.height,
+            "consecutive_view_changes": self.consecutive_view_changes,
+            "inflight_heights": max(0, self._last_accepted - self.committed_height),
+            "syncing": self._sync_target() > self.committed_height,
+        }
+
+    # --- outputs and bookkeeping ---------------------------------------------------------------
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        self.stats[name] = self.stats.get(name, 0) + amount
+
+    def _drop(self, reason: str) -> None:
+        self._count("dropped")
+        self._count("dropped." + reason)
+
+    def _broadcast(self, data: bytes) -> None:
+        if self.n > 1:
+            self._send.append((BROADCAST, data))
+
+    def _send_to(self, replica: int, data: bytes) -> None:
+        if replica != self.id:
+            self._send.append((replica, data))
+
+    def _wal_put(self, key: bytes, value: bytes, height: int | None = None,
+                 view: int | None = None) -> None:
+        self._persist.append((key, value))
+        if height is not None:
+            keys = self._wal_heights.setdefault(height, [])
+            if key not in keys:
+                keys.append(key)
+        if view is not None:
+            keys = self._wal_views.setdefault(view, [])
+            if key not in keys:
+                keys.append(key)
+
+    def _persist_view(self) -> None:
+        self._persist.append((wal.VIEW_KEY, wal.encode_view(
+            self.view, self.view_changing, self.consecutive_view_changes)))
+
+    def _verify(self, replica: int, domain: str, payload: Any, signature: bytes) -> bool:
+        if not 0 <= replica < self.n:
+            return False
+        return self.signer.verify(replica, domain, payload, signature)
+
+    def _slot(self, height: int) -> Slot:
+        slot = self._slots.get(height)
+        if slot is None:
+            slot = self._slots[height] = Slot(height)
+        return slot
+
+    def _executed_hashes(self, height: int) -> tuple[bytes, bytes] | None:
+        """The app and results hash after ``height`` (genesis state at or below 0)."""
+        if height <= 0:
+            return self.app_hash0, self.results_hash0
+        return self._executed.get(height)
+
+    # --- own votes (persisted before they are sent) -----------------------------------------
+
+    def _own_vote(self, phase: int, view: int, height: int, block_hash: bytes,
+                  build: Callable[[], bytes]) -> bytes | None:
+        """The encoded vote for (phase, view, height): the one already signed if any (so a
+        restarted replica re-sends it rather than signing again), else a new one persisted
+        now. None when a different vote for that slot was signed before."""
+        key = (phase, view, height)
+        known = self._own_votes.get(key)
+        if known is not None:
+            if known[0] != block_hash:
+                self._count("refused_equivocation")
+                return None
+            return known[1]
+        data = build()
+        self._own_votes[key] = (block_hash, data)
+        self._wal_put(wal.vote_key(height, view, phase), data, height=height)
+        return data
+
+    # --- events -------------------------------------------------------------------------------
+
+    def _on_tick(self, event: Tick) -> None:
+        if type(event.now_ms) is not int or type(event.waiting_txs) is not int:
+            raise TypeError("Tick fields are integers")
+        self.tick += 1
+        self.now_ms = event.now_ms
+        self.waiting_txs = max(0, event.waiting_txs)
+        self._check_timers()
+        self._check_sync()
+
+    def _on_txs_verified(self, event: TxsVerified) -> None:
+        cache = self._verified_txs
+        for tx_id in event.tx_ids:
+            cache[tx_id] = None
+        overflow = len(cache) - self.params.verified_tx_cache_size
+        if overflow > 0:
+            for tx_id in list(cache)[:overflow]:  # oldest first (insertion order)
+                del cache[tx_id]
+
+    def _on_receive(self, event: Receive) -> None:
+        sender, data = event.sender, event.data
+        if type(sender) is not int or not 0 <= sender < self.n or sender == self.id:
+            self._drop("bad_sender")
+            return
+        if not isinstance(data, bytes) or len(data) > self.params.max_message_bytes:
+            self._drop("oversize")
+            return
+        try:
+            message = decode_message(data, self.params.max_message_bytes)
+        except DecodeError as exc:
+            self._drop("malformed")
+            self._count("malformed." + exc.code)
+            return
+        if message.replica != sender:
+            self._drop("sender_mismatch")
+            return
+        self._count("received." + message.TYPE)
+        try:
+            self._message_handlers[type(message)](sender, message)
+        except HuzhuError as exc:  # a peer's bad input found deep inside a check
+            self._drop(exc.code)
+
+    def _admit_view(self, view: int, sender: int, message: Message) -> bool:
+        """True when a message of ``view`` is for the active view; buffers one for a view this
+        replica has not entered yet and drops one from the past."""
+        if view < self.view:
+            self._drop("old_view")
+            return False
+        if view > self.view or self.view_changing:
+            if view > self.view + self.params.max_view_lookahead:
+                self._drop("far_view")
+            elif len(self._future) >= self.params.max_future_messages:
+                self._drop("future_full")
+            else:
+                self._future.append((view, sender, message))
+            return False
+        return True
+
+    # --- proposing (primary) ------------------------------------------------------------------
+
+    def _proposal_height(self) -> int | None:
+        height = max(self.committed_height, self._last_accepted) + 1
+        if height > self.high_watermark:
+            return None
+        if self.executed_height < height - self.params.pipeline_depth:
+            return None
+        if self._parent_of(height) is None:
+            return None
+        return height
+
+    def _parent_of(self, height: int) -> tuple[bytes, int] | None:
+        """(hash, timestamp) of the block at height-1 that height must extend in this view."""
+        if height - 1 == self.committed_height:
+            return self.tip_hash, self.tip_timestamp_ms
+        slot = self._slots.get(height - 1)
+        if slot is not None and slot.view == self.view:
+            block = slot.accepted_block()
+            if block is not None:
+                return slot.block_hash, block.header.timestamp_ms
+        return None
+
+    def _on_propose(self, event: Propose) -> None:
+        if not self.wants_proposal:
+            self._count("propose_ignored")
+            return
+        height = self._proposal_height()
+        assert height is not None
+        chosen: list[Transaction] = []
+        ids: list[bytes] = []
+        seen: set[bytes] = set()
+        size_bytes = 0
+        full = False
+        for tx in event.txs:
+            if len(chosen) >= self.params.max_block_txs:
+                full = True
+                break
+            if tx.chain_id != self.chain_id:
+                continue
+            encoded = tx.encode()
+            tx_id = sha256(encoded)
+            if tx_id in seen or tx_id in self._inflight:
+                continue
+            if size_bytes + len(encoded) > self.params.max_block_bytes:
+                full = True
+                break
+            seen.add(tx_id)
+            chosen.append(tx)
+            ids.append(tx_id)
+            size_bytes += len(encoded)
+        needed = height <= self.last_nonempty_height + self.params.pipeline_depth
+        if not chosen and not needed:
+            self._batch_since_tick = None
+            return
+        if chosen and not full and not needed:
+            if self._batch_since_tick is None:
+                self._batch_since_tick = self.tick
+            if self.tick - self._batch_since_tick < self.params.batch_delay_ticks:
+                return
+        self._batch_since_tick = None
+        self._propose(height, chosen, ids)
+
+    def _propose(self, height: int, txs: list[Transaction], ids: list[bytes]) -> None:
+        parent = self._parent_of(height)
+        hashes = self._executed_hashes(height - self.params.pipeline_depth)
+        assert parent is not None and hashes is not None and self.now_ms is not None
+        parent_hash, parent_timestamp_ms = parent
+        header = BlockHeader(
+            chain_id=self.chain_id, height=height, view=self.view, prev_hash=parent_hash,
+            timestamp_ms=max(self.now_ms, parent_timestamp_ms + 1), proposer=self.id,
+            tx_root=tx_root(ids), tx_count=len(txs), app_hash=hashes[0], results_hash=hashes[1])
+        block = Block(header, tuple(txs))
+        block_hash = block.block_hash
+        signature = b""
+
+        def build() -> bytes:
+            nonlocal signature
+            signature = self.signer.sign(PREPREPARE_DOMAIN,
+                                         preprepare_payload(self.view, height, block_hash))
+            return encode_message(PrePrepare(self.view, height, self.id, block, signature))
+
+        data = self._own_vote(wal.PHASE_PREPREPARE, self.view, height, block_hash, build)
+        assert data is not None, "a primary never proposes twice at one height in one view"
+        self._count("proposed")
+        self._broadcast(data)
+        slot = self._slot(height)
+        slot.add_block(block_hash, block)
+        self._accept(slot, self.view, block, block_hash, signature)
+        self._after_accept(height)
+
+    # --- normal case: pre-prepare, prepare, commit --------------------------------------------
+
+    def _in_window(self, height: int) -> bool:
+        return self.low_watermark < height <= self.high_watermark
+
+    def _on_preprepare(self, sender: int, message: PrePrepare) -> None:
+        view, height = message.view, message.height
+        if not self._admit_view(view, sender, message):
+            return
+        if sender != self.primary_of(view):
+            self._drop("not_primary")
+            return
+        if height <= self.committed_height:
+            self._drop("stale")
+            return
+        if not self._in_window(height):
+            self._drop("out_of_window")
+            return
+        header = message.block.header
+        if (header.height != height or header.view != view or header.proposer != sender
+                or header.chain_id != self.chain_id):
+            self._drop("bad_header")
+            return
+        if header.tx_count > self.params.max_block_txs:
+            self._drop("block_too_large")
+            return
+        block_hash = message.block.block_hash
+        slot = self._slots.get(height)
+        known = (slot.block_hash if slot is not None and slot.view == view else None)
+        pending = self._pending.get(height)
+        if known is None and pending is not None and pending[0].view == view:
+            known = pending[1]
+        if known is not None:
+            self._drop("duplicate" if known == block_hash else "equivocation")
+            return
+        if not self._verify(sender, PREPREPARE_DOMAIN, message.signing_payload(block_hash),
+                            message.signature):
+            self._drop("bad_signature")
+            return
+        message.block.validate_structure()  # InvalidBlock -> dropped by _on_receive
+        if sum(len(tx.encode()) for tx in message.block.txs) > self.params.max_block_bytes:
+            self._drop("block_too_large")
+            return
+        self._try_accept(message, block_hash)
+
+    def _try_accept(self, message: PrePrepare, block_hash: bytes) -> None:
+        """The checks that need local state; buffers the pre-prepare until it is available."""
+        height, block = message.height, message.block
+        header = block.header
+        hashes = self._executed_hashes(height - self.params.pipeline_depth)
+        parent = self._parent_of(height)
+        if hashes is None or parent is None:
+            if height in self._pending or len(self._pending) < self.params.max_pending_preprepares:
+                self._pending[height] = (message, block_hash)
+                self._count("preprepare_buffered")
+            else:
+                self._drop("pending_full")
+            return
+        if header.prev_hash != parent[0]:
+            self._drop("bad_prev_hash")
+            return
+        if header.timestamp_ms <= parent[1]:
+            self._drop("bad_timestamp")
+            return
+        if self.now_ms is None or abs(header.timestamp_ms - self.now_ms) > self.params.max_clock_skew_ms:
+            self._drop("clock_skew")
+            return
+        if (header.app_hash, header.results_hash) != hashes:
+            self._drop("bad_app_hash")
+            return
+        for tx in block.txs:
+            tx_id = tx.tx_id
+            if tx_id in self._verified_txs:
+                continue
+            if not self.signer.verify_transaction(tx):
+                self._drop("bad_tx_signature")
+                return
+            self._verified_txs[tx_id] = None
+        slot = self._slot(height)
+        slot.add_block(block_hash, block)
+        self._accept(slot, message.view, block, block_hash, message.signature)
+        if not self.is_primary:
+            self._send_prepare(slot)
+        self._after_accept(height)
+
+    def _accept(self, slot: Slot, view: int, block: Block, block_hash: bytes,
+                signature: bytes) -> None:
+        slot.view = view
+        slot.block_hash = block_hash
+        slot.preprepare_signature = signature
+        self._last_accepted = max(self._last_accepted, slot.height)
+        for tx in block.txs:
+            self._inflight[tx.tx_id] = slot.height
+        if block.txs:
+            self.last_nonempty_height = max(self.last_nonempty_height, slot.height)
+
+    def _after_accept(self, height: int) -> None:
+        self._check_prepared(height)
+        self._retry_pending()
+        self._advance_commit_votes()
+
+    def _retry_pending(self) -> None:
+        if not self._pending:
+            return
+        for height in sorted(self._pending):
+            if height not in self._pending:
+                continue
+            if height <= self.committed_height or not self._in_window(height):
+                del self._pending[height]
+                continue
+            hashes = self._executed_hashes(height - self.params.pipeline_depth)
+            if hashes is None or self._parent_of(height) is None:
+                continue
+            message, block_hash = self._pending.pop(height)
+            self._try_accept(message, block_hash)
+
+    def _send_prepare(self, slot: Slot) -> None:
+        view, height, block_hash = self.view, slot.height, slot.block_hash
+        assert block_hash is not None
+
+        def build() -> bytes:
+            signature = self.signer.sign(PREPARE_DOMAIN, prepare_payload(view, height, block_hash))
+            slot.prepares[self.id] = (view, block_hash, signature)
+            return encode_message(Prepare(view, height, self.id, block_hash, signature))
+
+        data = self._own_vote(wal.PHASE_PREPARE, view, height, block_hash, build)
+        if data is not None:
+            self._broadcast(data)
+
+    def _on_prepare(self, sender: int, message: Prepare) -> None:
+        view, height = message.view, message.height
+        if not self._admit_view(view, sender, message):
+            return
+        if sender == self.primary_of(view):
+            self._drop("prepare_from_primary")
+            return
+        if height <= self.committed_height:
+            self._drop("stale")
+            return
+        if not self._in_window(height):
+            self._drop("out_of_window")
+            return
+        slot = self._slot(height)
+        if self._known_vote(slot.prepares.get(sender), view, message.block_hash):
+            return
+        if not self._verify(sender, PREPARE_DOMAIN, message.signing_payload(), message.signature):
+            self._drop("bad_signature")
+            return
+        slot.prepares[sender] = (view, message.block_hash, message.signature)
+        self._check_prepared(height)
+        self._advance_commit_votes()
+
+    def _known_vote(self, known: tuple[int, bytes, bytes] | None, view: int,
+                    block_hash: bytes) -> bool:
+        """True (and counted) when the sender already voted in this or a later view."""
+        if known is None or known[0] < view:
+            return False
+        if known[0] > view:
+            self._drop("old_view")
+        elif known[1] == block_hash:
+            self._drop("duplicate")
+        else:
+            self._drop("equivocation")
+        return True
+
+    def _check_prepared(self, height: int) -> None:
+        """Form a prepared certificate once the pre-prepare and 2f prepares match."""
+        slot = self._slots.get(height)
+        if slot is None or slot.view != self.view or slot.block_hash is None:
+            return
+        if slot.cert is not None and slot.cert.view == self.view:
+            return
+        primary = self.primary_of(self.view)
+        matching = sorted((replica, vote[2]) for replica, vote in slot.prepares.items()
+                          if vote[0] == self.view and vote[1] == slot.block_hash
+                          and replica != primary)
+        needed = self.quorum - 1
+        if len(matching) < needed:
+            return
+        assert slot.preprepare_signature is not None
+        cert = PreparedCertificate(self.view, height, slot.block_hash, slot.preprepare_signature,
+                                   tuple(matching[:needed]))
+        slot.cert = cert
+        block = slot.blocks[slot.block_hash]
+        # Persisted before the commit vote it enables: a view change must be able to prove it.
+        self._wal_put(wal.cert_key(height),
+                      codec.encode({"block": block.to_plain(), "cert": cert.to_plain()}),
+                      height=height)
+        self._count("prepared")
+
+    def _advance_commit_votes(self) -> None:
+        """Send COMMIT for each height whose whole chain down to the committed tip holds
+        current-view prepared certificates (see the module docstring for why)."""
+        if not self.view_changing:
+            height = self.committed_height + 1
+            parent = self.tip_hash
+            while True:
+                slot = self._slots.get(height)
+                if (slot is None or slot.view != self.view or slot.cert is None
+                        or slot.cert.view != self.view or slot.cert.block_hash != slot.block_hash):
+                    break
+                block = slot.blocks.get(slot.block_hash)
+                if block is None or block.header.prev_hash != parent:
+                    break
+                self._send_commit(slot)
+                parent = slot.block_hash
+                height += 1
+        self._try_deliver()
+
+    def _send_commit(self, slot: Slot) -> None:
+        view, height, block_hash = self.view, slot.height, slot.block_hash
+        assert block_hash is not None
+        if (wal.PHASE_COMMIT, view, height) in self._own_votes:
+            return
+
+        def build() -> bytes:
+            signature = self.signer.sign(COMMIT_DOMAIN, commit_vote_payload(view, height, block_hash))
+            slot.commits[self.id] = (view, block_hash, signature)
+            return encode_message(Commit(view, height, self.id, block_hash, signature))
+
+        data = self._own_vote(wal.PHASE_COMMIT, view, height, block_hash, build)
+        if data is not None:
+            self._broadcast(data)
+            self._note_commit_quorum(slot)
+
+    def _on_commit(self, sender: int, message: Commit) -> None:
+        view, height = message.view, message.height
+        # Commits of earlier views still count: 2f+1 of them certify a block in any view.
+        if view > self.view or (view == self.view and self.view_changing):
+            self._admit_view(view, sender, message)
+            return
+        if height <= self.committed_height:
+            self._drop("stale")
+            return
+        if not self._in_window(height):
+            self._drop("out_of_window")
+            return
+        slot = self._slot(height)
+        if self._known_vote(slot.commits.get(sender), view, message.block_hash):
+            return
+        if not self._verify(sender, COMMIT_DOMAIN, message.signing_payload(), message.signature):
+            self._drop("bad_signature")
+            return
+        slot.commits[sender] = (view, message.block_hash, message.signature)
+        self._note_commit_quorum(slot)
+        self._try_deliver()
+
+    def _commit_quorum(self, slot: Slot) -> CommitCertificate | None:
+        tally: dict[tuple[int, bytes], list[tuple[int, bytes]]] = {}
+        for replica in sorted(slot.commits):
+            view, block_hash, signature = slot.commits[replica]
+            tally.setdefault((view, block_hash), []).append((replica, signature))
+        for (view, block_hash), signatures in tally.items():
+            if len(signatures) >= self.quorum:
+                return CommitCertificate(slot.height, view, block_hash,
+                                         tuple(signatures[:self.quorum]))
+        return None
+
+    def _note_commit_quorum(self, slot: Slot) -> None:
+        if slot.height <= self._certified_height:
+            return
+        cert = self._commit_quorum(slot)
+        if cert is not None:
+            self._certified_height = cert.height
+            if self.best_commit_cert is None or cert.height > self.best_commit_cert.height:
+                self.best_commit_cert = cert
+
+    # --- delivery and execution ---------------------------------------------------------------
+
+    def _try_deliver(self) -> None:
+        while True:
+            height = self.committed_height + 1
+            entry: tuple[Block, CommitCertificate] | None = None
+            slot = self._slots.get(height)
+            if slot is not None:
+                cert = self._commit_quorum(slot)
+                if cert is not None:
+                    block = slot.blocks.get(cert.block_hash)
+                    if block is not None:
+                        entry = (block, cert)
+            if entry is None:
+                entry = self._sync_buffer.get(height)
+            if entry is None:
+                return
+            self._deliver(*entry)
+
+    def _deliver(self, block: Block, cert: CommitCertificate) -> None:
+        height = cert.height
+        assert block.height == height == self.committed_height + 1
+        assert block.header.prev_hash == self.tip_hash, (
+            f"certified block {height} does not extend the committed chain")
+        self.committed_height = height
+        self.tip_hash = cert.block_hash
+        self.tip_timestamp_ms = block.header.timestamp_ms
+        if self.best_commit_cert is None or height >= self.best_commit_cert.height:
+            self.best_commit_cert = cert
+        self._certified_height = max(self._certified_height, height)
+        if block.txs:
+            self.last_nonempty_height = max(self.last_nonempty_height, height)
+        for tx in block.txs:
+            if self._inflight.get(tx.tx_id, height) <= height:
+                self._inflight.pop(tx.tx_id, None)
+        self._sync_buffer.pop(height, None)
+        self._pending.pop(height, None)
+        self._commit.append((block, cert))
+        self._count("committed")
+        # Progress: restart the timer; a view that commits ends a run of view changes.
+        self._timer_deadline = None
+        self._gap_since_tick = None
+        if not self.view_changing and cert.view == self.view:
+            self.consecutive_view_changes = 0
+        slot = self._slots.get(height)
+        if slot is not None and slot.block_hash is not None and slot.block_hash != cert.block_hash:
+            slot.clear_acceptance()  # the block this replica accepted lost; forget it
+
+    def _on_executed(self, event: Executed) -> None:
+        height = event.height
+        assert height == self.executed_height + 1 and height <= self.committed_height, (
+            f"executed {height} out of order (executed {self.executed_height}, "
+            f"committed {self.committed_height})")
+        self.executed_height = height
+        self._executed[height] = (event.app_hash, event.results_hash)
+        self._executed.pop(height - self.params.pipeline_depth - 1, None)
+        if height % self.params.checkpoint_interval == 0:
+            self._send_checkpoint(height, event.app_hash)
+        self._retry_pending()
+        self._advance_commit_votes()
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def _send_checkpoint(self, height: int, state_root: bytes) -> None:
+        if height == self.stable.height:
+            assert state_root == self.stable.state_root, (
+                f"state after {height} diverges from the stable checkpoint")
+        self._own_checkpoints[height] = state_root
+        if height <= self.stable.height:
+            return
+        signature = self.signer.sign(CHECKPOINT_DOMAIN, checkpoint_payload(height, state_root))
+        self._broadcast(encode_message(Checkpoint(height, state_root, self.id, signature)))
+        self._record_checkpoint(self.id, height, state_root, signature)
+
+    def _on_checkpoint(self, sender: int, message: Checkpoint) -> None:
+        height = message.height
+        if height == 0 or height % self.params.checkpoint_interval:
+            self._drop("bad_checkpoint_height")
+            return
+        if height <= self.stable.height:
+            self._drop("stale")
+            return
+        votes = self._checkpoint_votes.get(height, {})
+        for root, signers in votes.items():
+            if sender in signers:
+                self._drop("duplicate" if root == message.state_root else "equivocation")
+                return
+        if not self._verify(sender, CHECKPOINT_DOMAIN, message.signing_payload(), message.signature):
+            self._drop("bad_signature")
+            return
+        self._record_checkpoint(sender, height, message.state_root, message.signature)
+
+    def _record_checkpoint(self, replica: int, height: int, state_root: bytes,
+                           signature: bytes) -> None:
+        if height > self.high_watermark:
+            # Far ahead: remember only each replica's latest, enough to learn we are behind.
+            for other in sorted(self._checkpoint_votes):
+                if other > self.high_watermark and other != height:
+                    for signers in self._checkpoint_votes[other].values():
+                        signers.pop(replica, None)
+        signers = self._checkpoint_votes.setdefault(height, {}).setdefault(state_root, {})
+        signers[replica] = signature
+        if len(signers) >= self.quorum:
+            pairs = tuple(sorted(signers.items())[:self.quorum])
+            self._set_stable(CheckpointProof(height, state_root, pairs))
+
+    def _valid_checkpoint_proof(self, proof: CheckpointProof) -> bool:
+        if proof.height % self.params.checkpoint_interval:
+            return False
+        if proof.height == 0:
+            return proof.state_root == self.app_hash0 and not proof.signatures
+        if len(proof.signatures) < self.quorum:
+            return False
+        key = ("checkpoint", proof)
+        if key in self._verified_certificates:
+            return True
+        payload = checkpoint_payload(proof.height, proof.state_root)
+        if not all(self._verify(replica, CHECKPOINT_DOMAIN, payload, signature)
+                   for replica, signature in proof.signatures):
+            return False
+        self._remember_verified(key)
+        return True
+
+    def _set_stable(self, proof: CheckpointProof) -> None:
+        height = proof.height
+        if height <= self.stable.height:
+            return
+        own = self._own_checkpoints.get(height)
+        assert own is None or own == proof.state_root, (
+            f"state after {height} diverges from the stable checkpoint")
+        self.stable = proof
+        self._count("stable_checkpoints")
+        self._persist.append((wal.STABLE_KEY, codec.encode(proof.to_plain())))
+        # Garbage-collect everything at or below the new low watermark.
+        for old in [h for h in self._slots if h <= height]:
+            del self._slots[old]
+        for old in [h for h in self._checkpoint_votes if h <= height]:
+            del self._checkpoint_votes[old]
+        for old in [h for h in self._own_checkpoints if h < height]:
+            del self._own_checkpoints[old]
+        for old in [h for h in self._pending if h <= height]:
+            del self._pending[old]
+        for old in sorted(h for h in self._wal_heights if h <= height):
+            for key in self._wal_heights.pop(old):
+                self._persist.append((key, None))
+        for old in sorted(v for v in self._wal_views if v < self.view):
+            for key in self._wal_views.pop(old):
+                self._persist.append((key, None))
+        for key in [k for k in self._own_votes if k[2] <= height]:
+            del self._own_votes[key]
+        for view in [v for v in self._new_views if v < self.view]:
+            del self._new_views[view]
+        self._new_view_resent = {item for item in self._new_view_resent if item[0] >= self.view}
+        if height > self.committed_height:
+            self._count("behind_stable_checkpoint")
+
+    # --- view change --------------------------------------------------------------------------
+
+    def _has_pending_work(self) -> bool:
+        return (self.waiting_txs > 0 or self._last_accepted > self.committed_height
+                or bool(self._pending))
+
+    def _check_timers(self) -> None:
+        if self.view_changing:
+            if self._timer_deadline is None:
+                self._timer_deadline = self.tick + self.params.view_change_timeout(
+                    self.consecutive_view_changes)
+            elif self.tick >= self._timer_deadline:
+                if self._view_change_count(self.view) >= self.quorum:
+                    # 2f+1 replicas moved but the new primary did not deliver: next view.
+                    self._start_view_change(self.view + 1)
+                else:
+                    # Too few replicas moved: do not escalate alone, re-send and keep waiting.
+                    own = self._view_changes.get(self.id)
+                    if own is not None and own.new_view == self.view:
+                        self._broadcast(encode_message(own))
+                    self._timer_deadline = self.tick + self.params.view_change_timeout(
+                        self.consecutive_view_changes)
+            return
+        if not self._has_pending_work():
+            self._timer_deadline = None
+        elif self._timer_deadline is None:
+            self._timer_deadline = self.tick + self.params.view_change_timeout(
+                self.consecutive_view_changes)
+        elif self.tick >= self._timer_deadline:
+            self._count("view_change_timeouts")
+            self._start_view_change(self.view + 1)
+
+    def _view_change_count(self, view: int) -> int:
+        return sum(1 for vc in self._view_changes.values() if vc.new_view == view)
+
+    def _start_view_change(self, new_view: int) -> None:
+        assert new_view > self.view
+        self.view = new_view
+        self.view_changing = True
+        self.consecutive_view_changes = min(self.consecutive_view_changes + 1, 40)
+        self._timer_deadline = self.tick + self.params.view_change_timeout(
+            self.consecutive_view_changes)
+        self._count("view_changes_started")
+        self._forget_view_state()
+        self._persist_view()
+        own = self._own_view_change(new_view)
+        self._wal_put(wal.view_change_key(new_view), encode_message(own), view=new_view)
+        self._view_changes[self.id] = own
+        self._broadcast(encode_message(own))
+        self._maybe_send_new_view()
+
+    def _forget_view_state(self) -> None:
+        """Acceptances are per view; certificates, votes and blocks stay."""
+        for slot in self._slots.values():
+            slot.clear_acceptance()
+        self._pending.clear()
+        self._inflight.clear()
+        self._batch_since_tick = None
+        self._last_accepted = self.committed_height
+
+    def _own_view_change(self, new_view: int) -> ViewChange:
+        anchor = self.best_commit_cert
+        anchor_height = 0 if anchor is None else anchor.height
+        prepared: list[PreparedCertificate] = []
+        blocks: list[Block] = []
+        for height in sorted(self._slots):
+            slot = self._slots[height]
+            if height <= anchor_height or slot.cert is None:
+                continue
+            if height > anchor_height + self.params.watermark_window:
+                break
+            block = slot.blocks.get(slot.cert.block_hash)
+            assert block is not None, "a prepared certificate is always kept with its block"
+            prepared.append(slot.cert)
+            blocks.append(block)
+        unsigned = ViewChange(new_view, self.id, self.stable, anchor, tuple(prepared), b"", ())
+        signature = self.signer.sign(VIEW_CHANGE_DOMAIN, unsigned.signing_payload())
+        return ViewChange(new_view, self.id, self.stable, anchor, tuple(prepared), signature,
+                          tuple(blocks))
+
+    def _on_view_change(self, sender: int, message: ViewChange) -> None:
+        view = message.new_view
+        if view < self.view or (view == self.view and not self.view_changing):
+            self._drop("stale")
+            nv = self._new_views.get(view)
+            if (view == self.view and nv is not None and nv.replica == self.id
+                    and (view, sender) not in self._new_view_resent):
+                # The sender missed our NEW-VIEW: send it once more.
+                self._new_view_resent.add((view, sender))
+                self._send_to(sender, encode_message(nv))
+            return
+        if view > self.view + self.params.max_view_lookahead:
+            self._drop("far_view")
+            return
+        known = self._view_changes.get(sender)
+        if known is not None and known.new_view >= view:
+            self._drop("duplicate" if known.new_view == view else "stale")
+            return
+        reason = self._check_view_change(message, with_blocks=True)
+        if reason is not None:
+            self._drop(reason)
+            return
+        self._view_changes[sender] = message
+        self._maybe_join_view_change()
+        self._maybe_send_new_view()
+
+    def _check_view_change(self, vc: ViewChange, with_blocks: bool) -> str | None:
+        """None when ``vc`` is valid, else the reason to drop it."""
+        if not 0 <= vc.replica < self.n or vc.new_view == 0:
+            return "bad_view_change"
+        key = ("view_change", vc.new_view, vc.replica, vc.signature)
+        if key not in self._verified_certificates:
+            if not self._verify(vc.replica, VIEW_CHANGE_DOMAIN, vc.signing_payload(), vc.signature):
+                return "bad_signature"
+            if not self._valid_checkpoint_proof(vc.checkpoint):
+                return "bad_checkpoint_proof"
+            anchor_height = 0
+            if vc.committed is not None:
+                if not self._valid_commit_certificate(vc.committed):
+                    return "bad_certificate"
+                anchor_height = vc.committed.height
+            previous = anchor_height
+            for cert in vc.prepared:
+                if (cert.height <= previous or cert.view >= vc.new_view
+                        or cert.height > anchor_height + self.params.watermark_window):
+                    return "bad_prepared_certificate"
+                if not self._valid_prepared_certificate(cert):
+                    return "bad_prepared_certificate"
+                previous = cert.height
+            self._remember_verified(key)
+        if with_blocks:
+            for cert, block in zip(vc.prepared, vc.blocks):
+                if block.height != cert.height or block.block_hash != cert.block_hash:
+                    return "bad_view_change_block"
+                if block.header.chain_id != self.chain_id:
+                    return "bad_view_change_block"
+                block.validate_structure()
+        return None
+
+    def _valid_prepared_certificate(self, cert: PreparedCertificate) -> bool:
+        primary = self.primary_of(cert.view)
+        if len(cert.prepares) < self.quorum - 1:
+            return False
+        if any(replica == primary or replica >= self.n for replica, _ in cert.prepares):
+            return False
+        if not self._verify(primary, PREPREPARE_DOMAIN,
+                            preprepare_payload(cert.view, cert.height, cert.block_hash),
+                            cert.preprepare_signature):
+            return False
+        payload = prepare_payload(cert.view, cert.height, cert.block_hash)
+        return all(self._verify(replica, PREPARE_DOMAIN, payload, signature)
+                   for replica, signature in cert.prepares)
+
+    def _valid_commit_certificate(self, cert: CommitCertificate) -> bool:
+        if cert in self._verified_certificates:
+            return True
+        ids = [replica for replica, _ in cert.signatures]
+        if len(ids) < self.quorum or ids != sorted(set(ids)) or ids[-1] >= self.n:
+            return False
+        payload = commit_vote_payload(cert.view, cert.height, cert.block_hash)
+        if not all(self._verify(replica, COMMIT_DOMAIN, payload, signature)
+                   for replica, signature in cert.signatures):
+            return False
+        self._remember_verified(cert)
+        return True
+
+    def _remember_verified(self, key: Any) -> None:
+        cache = self._verified_certificates
+        cache[key] = None
+        if len(cache) > MAX_CERTIFICATE_CACHE:
+            del cache[next(iter(cache))]
+
+    def _maybe_join_view_change(self) -> None:
+        """Join when f+1 other replicas ask for views above ours (PBFT's liveness rule)."""
+        views = sorted((vc.new_view for replica, vc in self._view_changes.items()
+                        if replica != self.id and vc.new_view > self.view), reverse=True)
+        if len(views) >= self.weak_quorum:
+            self._count("view_change_joined")
+            self._start_view_change(views[self.weak_quorum - 1])
+
+    def _maybe_send_new_view(self) -> None:
+        view = self.view
+        if not self.view_changing or self.primary_of(view) != self.id or view in self._new_views:
+            return
+        own = self._view_changes.get(self.id)
+        if own is None or own.new_view != view:
+            return
+        chosen = [own] + [self._view_changes[r] for r in sorted(self._view_changes)
+                          if r != self.id and self._view_changes[r].new_view == view]
+        if len(chosen) < self.quorum:
+            return
+        chosen = sorted(chosen[:self.quorum], key=lambda vc: vc.replica)
+        plan = plan_new_view(chosen, self.genesis_hash)
+        blocks_by_hash: dict[bytes, Block] = {}
+        for vc in chosen:
+            for cert, block in zip(vc.prepared, vc.blocks):
+                blocks_by_hash.setdefault(cert.block_hash, block)
+        count = chained_prefix(plan, blocks_by_hash)
+        entries = []
+        for cert in plan.candidates[:count]:
+            signature = self.signer.sign(PREPREPARE_DOMAIN,
+                                         preprepare_payload(view, cert.height, cert.block_hash))
+            entries.append(NewViewEntry(cert.height, cert.block_hash, signature))
+        # Blocks of every candidate, so backups can check where the chain breaks.
+        blocks = []
+        for cert in plan.candidates:
+            block = blocks_by_hash.get(cert.block_hash)
+            if block is None:
+                break
+            blocks.append(block)
+        stripped = tuple(vc.without_blocks() for vc in chosen)
+        unsigned = NewView(view, self.id, stripped, tuple(entries), b"", ())
+        signature = self.signer.sign(NEW_VIEW_DOMAIN, unsigned.signing_payload())
+        new_view = NewView(view, self.id, stripped, tuple(entries), signature, tuple(blocks))
+        data = encode_message(new_view)
+        self._wal_put(wal.new_view_key(view), data, view=view)
+        for entry in entries:
+            self._own_votes[(wal.PHASE_PREPREPARE, view, entry.height)] = (entry.block_hash, data)
+        self._count("new_views_sent")
+        self._broadcast(data)
+        self._enter_new_view(new_view, plan, count)
+
+    def _on_new_view(self, sender: int, message: NewView) -> None:
+        view = message.new_view
+        if view < self.view or (view == self.view and not self.view_changing):
+            self._drop("stale")
+            return
+        if view > self.view + self.params.max_view_lookahead:
+            self._drop("far_view")
+            return
+        if sender != self.primary_of(view):
+            self._drop("not_primary")
+            return
+        if not self._verify(sender, NEW_VIEW_DOMAIN, message.signing_payload(), message.signature):
+            self._drop("bad_signature")
+            return
+        vcs = message.view_changes
+        ids = [vc.replica for vc in vcs]
+        if len(vcs) < self.quorum or ids != sorted(set(ids)):
+            self._drop("bad_new_view")
+            return
+        for vc in vcs:
+            if vc.new_view != view:
+                self._drop("bad_new_view")
+                return
+            reason = self._check_view_change(vc, with_blocks=False)
+            if reason is not None:
+                self._drop("bad_new_view")
+                return
+        plan = plan_new_view(vcs, self.genesis_hash)
+        if len(message.blocks) > len(plan.candidates):
+            self._drop("bad_new_view")
+            return
+        blocks_by_hash: dict[bytes, Block] = {}
+        for cert, block in zip(plan.candidates, message.blocks):
+            if block.height != cert.height or block.block_hash != cert.block_hash:
+                self._drop("bad_new_view")
+                return
+            block.validate_structure()
+            blocks_by_hash[cert.block_hash] = block
+        count = chained_prefix(plan, blocks_by_hash)
+        if count < len(plan.candidates) and len(message.blocks) <= count:
+            # The primary stopped the O set without showing the block that breaks the chain.
+            self._drop("bad_new_view")
+            return
+        expected = [(cert.height, cert.block_hash) for cert in plan.candidates[:count]]
+        if [(entry.height, entry.block_hash) for entry in message.preprepares] != expected:
+            self._drop("bad_new_view")
+            return
+        for entry in message.preprepares:
+            if not self._verify(sender, PREPREPARE_DOMAIN,
+                                preprepare_payload(view, entry.height, entry.block_hash),
+                                entry.signature):
+                self._drop("bad_signature")
+                return
+        self._count("new_views_accepted")
+        self._enter_new_view(message, plan, count)
+
+    def _enter_new_view(self, message: NewView, plan: NewViewPlan, count: int) -> None:
+        view = message.new_view
+        if view != self.view:
+            self.view = view
+            self._forget_view_state()
+        self.view_changing = False
+        self._timer_deadline = None
+        self._persist_view()
+        self._new_views[view] = message
+        for replica in [r for r, vc in self._view_changes.items() if vc.new_view <= view]:
+            del self._view_changes[replica]
+        # What V proves: a stable checkpoint and the anchor's commit certificate.
+        for vc in message.view_changes:
+            if vc.checkpoint.height > self.stable.height:
+                self._set_stable(vc.checkpoint)
+        anchor = plan.anchor_certificate
+        if anchor is not None:
+            self._certified_height = max(self._certified_height, anchor.height)
+            if self.best_commit_cert is None or anchor.height > self.best_commit_cert.height:
+                self.best_commit_cert = anchor
+        blocks = {block.block_hash: block for block in message.blocks}
+        for entry in message.preprepares[:count]:
+            height = entry.height
+            block = blocks[entry.block_hash]
+            if height <= self.committed_height or not self._in_window(height):
+                continue
+            slot = self._slot(height)
+            slot.add_block(entry.block_hash, block)
+            self._accept(slot, view, block, entry.block_hash, entry.signature)
+            if not self.is_primary:
+                self._send_prepare(slot)
+        for entry in message.preprepares[:count]:
+            self._check_prepared(entry.height)
+        self._replay_future(view)
+        self._advance_commit_votes()
+
+    def _replay_future(self, view: int) -> None:
+        ready = [item for item in self._future if item[0] == view]
+        self._future = [item for item in self._future if item[0] > view]
+        for _, sender, message in ready:
+            try:
+                self._message_handlers[type(message)](sender, message)
+            except HuzhuError as exc:
+                self._drop(exc.code)
+
+    # --- catch-up ---------------------------------------------------------------------------
+
+    def _sync_target(self) -> int:
+        return max(self._certified_height, self.stable.height)
+
+    def _check_sync(self) -> None:
+        """Expire block requests and send new ones while the chain is known to be ahead."""
+        for start in sorted(self._sync_requests):
+            peer, _, deadline = self._sync_requests[start]
+            if self.tick >= deadline:
+                del self._sync_requests[start]
+                self._count("sync_timeouts")
+                if peer == self._sync_peer:
+                    self._rotate_sync_peer()
+        target = self._sync_target()
+        if target <= self.committed_height:
+            self._gap_since_tick = None
+            return
+        if self._gap_since_tick is None:
+            self._gap_since_tick = self.tick
+        far = target > self.committed_height + self.params.pipeline_depth + 1
+        if not far and self.tick - self._gap_since_tick < self.params.catch_up_delay_ticks:
+            return  # a commit a message away is not worth a fetch yet
+        start = self.committed_height + 1
+        for begin in sorted(self._sync_requests):
+            peer, count, _ = self._sync_requests[begin]
+            start = max(start, begin + count)
+        while (len(self._sync_requests) < self.params.catch_up_max_outstanding_requests
+               and start <= target):
+            while start in self._sync_buffer:
+                start += 1
+            if start > target:
+                break
+            count = min(self.params.catch_up_max_blocks, target - start + 1)
+            peer = self._sync_peer
+            self._sync_requests[start] = (peer, count, self.tick + self.params.catch_up_timeout_ticks)
+            self._send_to(peer, encode_message(BlockRequest(self.id, start, count)))
+            self._count("sync_requests")
+            self._rotate_sync_peer()
+            start += count
+
+    def _rotate_sync_peer(self) -> None:
+        if self.n <= 1:
+            return
+        self._sync_peer = (self._sync_peer + 1) % self.n
+        if self._sync_peer == self.id:
+            self._sync_peer = (self._sync_peer + 1) % self.n
+
+    def _on_block_request(self, sender: int, message: BlockRequest) -> None:
+        count = min(message.max_blocks, self.params.catch_up_max_blocks)
+        self._serve.append(ServeBlocks(sender, message.from_height, count))
+
+    def _on_block_response(self, sender: int, message: BlockResponse) -> None:
+        request = None
+        if message.entries:
+            first = message.entries[0][0].height
+            request = self._sync_requests.get(first)
+            if request is not None and request[0] != sender:
+                request = None
+        else:
+            for start in sorted(self._sync_requests):
+                if self._sync_requests[start][0] == sender:
+                    request = self._sync_requests[start]
+                    del self._sync_requests[start]
+                    self._rotate_sync_peer()
+                    break
+            if request is None:
+                self._drop("unrequested_blocks")
+            else:
+                self._count("sync_empty_responses")
+            return
+        if request is None:
+            self._drop("unrequested_blocks")
+            return
+        start = message.entries[0][0].height
+        del self._sync_requests[start]
+        _, count, _ = request
+        reason = self._check_block_response(message, start, count)
+        if reason is not None:
+            self._drop(reason)
+            if sender == self._sync_peer:
+                self._rotate_sync_peer()
+            return
+        for block, cert in message.entries:
+            if block.height > self.committed_height:
+                self._sync_buffer[block.height] = (block, cert)
+            if self.best_commit_cert is None or cert.height > self.best_commit_cert.height:
+                self.best_commit_cert = cert
+            self._certified_height = max(self._certified_height, cert.height)
+        self._count("synced_blocks", len(message.entries))
+        self._try_deliver()
+        self._retry_pending()
+        self._advance_commit_votes()
+        self._check_sync()
+
+    def _check_block_response(self, message: BlockResponse, start: int, count: int) -> str | None:
+        if len(message.entries) > count:
+            return "bad_block_response"
+        previous_hash: bytes | None = self.tip_hash if start == self.committed_height + 1 else None
+        for offset, (block, cert) in enumerate(message.entries):
+            if block.height != start + offset or cert.height != block.height:
+                return "bad_block_response"
+            if block.header.chain_id != self.chain_id:
+                return "bad_block_response"
+            block_hash = block.block_hash
+            if cert.block_hash != block_hash:
+                return "bad_certificate"
+            if previous_hash is not None and block.header.prev_hash != previous_hash:
+                return "bad_prev_hash"
+            block.validate_structure()
+            if not self._valid_commit_certificate(cert):
+                return "bad_certificate"
+            previous_hash = block_hash
+        return None
+
+    # --- forwarded transactions ---------------------------------------------------------------
+
+    def _on_tx_forward(self, sender: int, message: TxForward) -> None:
+        if len(message.txs) > self.params.max_forward_txs:
+            self._drop("too_many_txs")
+            return
+        for tx in message.txs:
+            self._txs.append((sender, tx))
+
+    # --- restart ------------------------------------------------------------------------------
+
+    def _restore_tip(self, tip: CommittedTip) -> None:
+        self.committed_height = tip.height
+        self.tip_hash = tip.block_hash
+        self.tip_timestamp_ms = tip.timestamp_ms
+        self.best_commit_cert = tip.certificate
+        self._certified_height = tip.height
+        self.executed_height = tip.height
+        for height, app_hash, results_hash in tip.executed:
+            self._executed[height] = (app_hash, results_hash)
+        assert tip.height == 0 or tip.height in self._executed, "the tip's execution is needed"
+        self.last_nonempty_height = tip.last_nonempty_height
+        self._last_accepted = tip.height
+
+    def _restore_wal(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """Rebuild from this replica's own WAL (trusted: a corrupt record is a local fault)."""
+        certs: list[tuple[PreparedCertificate, Block]] = []
+        votes: list[tuple[int, int, int, Message]] = []
+        for key, value in records:
+            if key == wal.VIEW_KEY:
+                self.view, self.view_changing, self.consecutive_view_changes = wal.decode_view(value)
+            elif key == wal.STABLE_KEY:
+                self.stable = CheckpointProof.from_plain(codec.decode(value))
+            elif key.startswith(wal.VOTE_PREFIX):
+                height, view, phase = wal.parse_vote_key(key)
+                votes.append((height, view, phase, decode_message(value)))
+                self._wal_heights.setdefault(height, []).append(key)
+            elif key.startswith(wal.CERT_PREFIX):
+                height = wal.parse_u64_suffix(key, wal.CERT_PREFIX)
+                plain = codec.decode(value)
+                certs.append((PreparedCertificate.from_plain(plain["cert"]),
+                              Block.from_plain(plain["block"])))
+                self._wal_heights.setdefault(height, []).append(key)
+            elif key.startswith(wal.VIEW_CHANGE_PREFIX):
+                view = wal.parse_u64_suffix(key, wal.VIEW_CHANGE_PREFIX)
+                message = decode_message(value)
+                assert isinstance(message, ViewChange)
+                self._wal_views.setdefault(view, []).append(key)
+                if self.id not in self._view_changes or view > self._view_changes[self.id].new_view:
+                    self._view_changes[self.id] = message
+            elif key.startswith(wal.NEW_VIEW_PREFIX):
+                view = wal.parse_u64_suffix(key, wal.NEW_VIEW_PREFIX)
+                message = decode_message(value)
+                assert isinstance(message, NewView)
+                self._wal_views.setdefault(view, []).append(key)
+                self._new_views[view] = message
+                for entry in message.preprepares:
+                    self._own_votes[(wal.PHASE_PREPREPARE, view, entry.height)] = (
+                        entry.block_hash, value)
+            else:
+                raise AssertionError(f"unknown WAL record {key!r}")
+        own = self._view_changes.get(self.id)
+        if own is not None and own.new_view != self.view:
+            del self._view_changes[self.id]
+        for cert, block in certs:
+            if cert.height > self.committed_height and self._in_window(cert.height):
+                slot = self._slot(cert.height)
+                slot.add_block(cert.block_hash, block)
+                if slot.cert is None or cert.view > slot.cert.view:
+                    slot.cert = cert
+        for height, view, phase, message in votes:
+            if isinstance(message, PrePrepare):
+                block_hash = message.block.block_hash
+            else:
+                block_hash = message.block_hash  # type: ignore[union-attr]
+            self._own_votes[(phase, view, height)] = (block_hash, encode_message(message))
+            if height <= self.committed_height or not self._in_window(height):
+                continue
+            slot = self._slot(height)
+            if isinstance(message, PrePrepare):
+                slot.add_block(block_hash, message.block)
+                if view == self.view and not self.view_changing:
+                    self._accept(slot, view, message.block, block_hash, message.signature)
+            elif isinstance(message, Prepare):
+                slot.prepares[self.id] = (view, block_hash, message.signature)
+            elif isinstance(message, Commit):
+                slot.commits[self.id] = (view, block_hash, message.signature)
+        nv = self._new_views.get(self.view)
+        if nv is not None and not self.view_changing and nv.replica == self.id:
+            blocks = {block.block_hash: block for block in nv.blocks}
+            for entry in nv.preprepares:
+                if entry.height > self.committed_height and self._in_window(entry.height):
+                    slot = self._slot(entry.height)
+                    block = blocks[entry.block_hash]
+                    slot.add_block(entry.block_hash, block)
+                    self._accept(slot, self.view, block, entry.block_hash, entry.signature)
+        self._count("restored_records", len(records))
