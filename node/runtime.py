@@ -123,6 +123,9 @@ class NodeRuntime:
             await self._api_runner.setup()
             await web.TCPSite(self._api_runner, config.api.host, config.api.port,
                               reuse_address=True).start()
+        except OSError as exc:
+            await self._close()
+            raise StartupError("listen_failed", f"cannot listen: {exc}") from None
         except BaseException:
             await self._close()
             raise
