@@ -73,7 +73,10 @@ class Backend(Protocol):
     name: str
 
     def make_genesis(self, chain_id: str, validator_keys: Sequence[KeyPair],
-                     genesis_time_ms: int, app: str) -> Any: ...
+                     genesis_time_ms: int, app: str, client_keys: Sequence[KeyPair]) -> Any:
+        """The chain's genesis; ``client_keys`` are the workload's signers (the plan app
+        gives them the registrar and treasurer roles)."""
+        ...
 
     def genesis_hash(self, genesis: Any) -> bytes: ...
 
@@ -86,7 +89,10 @@ class Backend(Protocol):
 
     def describe(self, data: bytes) -> MessageInfo: ...
 
-    def forge(self, data: bytes, rng: random.Random, forger: KeyPair) -> bytes | None: ...
+    def forge(self, data: bytes, rng: random.Random, forger: KeyPair, replica_count: int,
+              chain_id: str) -> bytes | None:
+        """A forged variant of ``data`` (see ``sim.protocol.forge``), None if unsigned."""
+        ...
 
     def make_tx(self, genesis: Any, client: KeyPair, nonce: int, rng: random.Random) -> bytes | None:
         """A signed transaction for the workload; None when the app has none to offer."""

@@ -146,8 +146,6 @@ class Simulation:
         self.votes = VoteChecker(self.honest, VOTE_KINDS)
         self.liveness = LivenessChecker(self.honest)
         self.keys = [KeyPair.from_seed(self.streams.node_seed(r)) for r in range(nodes)]
-        self.genesis = backend.make_genesis(CHAIN_ID, self.keys, GENESIS_TIME_MS,
-                                            backend.workload_app(scenario.workload.app))
         self.endpoints: list[Endpoint] = []
         self.by_replica: dict[int, list[Endpoint]] = {}
         self.tx_counts: dict[int, int] = {}  # height -> tx count (first honest commit)
@@ -159,6 +157,9 @@ class Simulation:
         self._halted = False
         self._describe_cache: tuple[bytes, MessageInfo, str] | None = None
         self.workload = Workload(self, scenario.workload, self.streams.stream("workload"))
+        self.genesis = backend.make_genesis(
+            CHAIN_ID, self.keys, GENESIS_TIME_MS, backend.workload_app(scenario.workload.app),
+            [client.key for client in self.workload.clients])
         self._build_endpoints()
 
     # --- setup ----------------------------------------------------------------------------
@@ -204,7 +205,7 @@ class Simulation:
         forger_key = KeyPair.from_seed(hashlib.sha256(b"forger" + endpoint.key.seed).digest())
 
         def forge(data: bytes, rng) -> bytes | None:
-            return self.backend.forge(data, rng, forger_key)
+            return self.backend.forge(data, rng, forger_key, self.n, CHAIN_ID)
         return forge
 
     # --- running --------------------------------------------------------------------------

@@ -140,7 +140,7 @@ class FakeBackend:
     def __init__(self) -> None:
         self.cores: list[FakeCore] = []
 
-    def make_genesis(self, chain_id, validator_keys, genesis_time_ms, app):
+    def make_genesis(self, chain_id, validator_keys, genesis_time_ms, app, client_keys):
         return FakeGenesis(chain_id, [k.public_key for k in validator_keys], genesis_time_ms)
 
     def genesis_hash(self, genesis) -> bytes:
@@ -166,7 +166,8 @@ class FakeBackend:
                                (Vote(payload["r"], "pre_prepare", 0, payload["h"], digest),))
         return MessageInfo(str(message.get("t")))
 
-    def forge(self, data: bytes, rng: random.Random, forger: KeyPair) -> bytes | None:
+    def forge(self, data: bytes, rng: random.Random, forger: KeyPair, replica_count: int,
+              chain_id: str) -> bytes | None:
         try:
             message = codec.decode(data)
         except Exception:
