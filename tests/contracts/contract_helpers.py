@@ -98,6 +98,7 @@ class Chain:
         self.prev_hash = ZERO_HASH
         self.last_results = merkle.EMPTY_ROOT
         self._pending: dict[bytes, int] = {}
+        self._deposit_counter = 0
         self.receipts: list[Receipt] = []
         self.headers: list[BlockHeader] = []
         self.blocks: list[tuple[BlockHeader, list[Transaction]]] = []
@@ -154,3 +155,30 @@ class Chain:
 
     def member(self, pair: KeyPair) -> dict:
         return self.q(f"member/{mid(pair).hex()}")
+
+    def enroll_many(self, pairs: list[KeyPair], age_years: int = 30,
+                    deposit_fen: int = 0) -> None:
+        """Enroll ``pairs`` in one block (and credit each ``deposit_fen`` in the next)."""
+        receipts = self.block([self.tx(REGISTRAR, "member.enroll", {
+            "public_key": pair.public_key, "identity": sha256(b"id" + pair.public_key),
+            "birth_ms": birth_for_age(self.time_ms, age_years)}) for pair in pairs])
+        assert all(receipt.ok for receipt in receipts), receipts
+        if deposit_fen:
+            self.deposit_many(pairs, deposit_fen)
+
+    def deposit_many(self, pairs: list[KeyPair], amount_fen: int) -> None:
+        start = self._deposit_counter
+        self._deposit_counter += len(pairs)
+        receipts = self.block([self.tx(TREASURER, "member.deposit", {
+            "member_id": mid(pair), "amount_fen": amount_fen,
+            "reference": f"pay-{start + index}"}) for index, pair in enumerate(pairs)])
+        assert all(receipt.ok for receipt in receipts), receipts
+
+
+    def advance_to(self, time_ms: int) -> list[Receipt]:
+        """An empty block at ``time_ms`` (time-driven transitions run)."""
+        return self.block([], at_ms=time_ms)
+
+
+def members_named(prefix: str, count: int) -> list[KeyPair]:
+    return [key(f"{prefix}{index}") for index in range(count)]
