@@ -3,7 +3,8 @@
 Each view returns a JSON-friendly value (bytes as lowercase hex) and the state keys it was
 read from, so ``PlanApp.query(path, prove=True)`` can attach a Merkle proof per key. Paths:
 ``params``, ``plan/totals``, ``member/<id hex>``, ``balance/<id hex>``, ``claim/<id>``,
-``jury/<claim id>``, ``settlement/<period>``, ``nonce/<public key hex>``, ``state/<key hex>``.
+``jury/<claim id>``, ``settlement/<period>``, ``proposal/<id>``, ``nonce/<public key hex>``,
+``state/<key hex>``.
 """
 
 from __future__ import annotations
@@ -145,6 +146,14 @@ def nonce_view(plan: PlanState, sender_hex: str) -> tuple[dict, list[bytes]]:
             [layout.nonce_key(sender)])
 
 
+def proposal_view(plan: PlanState, proposal_id_text: str) -> tuple[dict, list[bytes]]:
+    proposal_id = _int_arg(proposal_id_text)
+    proposal = plan.proposal(proposal_id)
+    if proposal is None:
+        raise _not_found("proposal")
+    return plain(proposal), [layout.proposal_key(proposal_id)]
+
+
 def params_view(plan: PlanState) -> tuple[dict, list[bytes]]:
     return plan.params().to_plain(), [layout.PARAMS_KEY]
 
@@ -166,7 +175,8 @@ def view(plan: PlanState, path: str, prove: bool) -> tuple[Any, list[bytes]]:
     if path == "plan/totals":
         return totals_view(plan)
     handlers = {"member": member_view, "balance": balance_view, "claim": claim_view,
-                "jury": jury_view, "settlement": settlement_view, "nonce": nonce_view}
+                "jury": jury_view, "settlement": settlement_view, "nonce": nonce_view,
+                "proposal": proposal_view}
     if head in handlers and rest and "/" not in rest:
         return handlers[head](plan, rest)
     if head == "state" and rest and "/" not in rest:
