@@ -105,6 +105,8 @@ from ledger.types import (
 
 MAX_BLOCKS_PER_SLOT = 8  # distinct blocks remembered at one height (one per view, normally)
 MAX_CERTIFICATE_CACHE = 1024  # verified certificates remembered to skip re-verification
+# Messages that are merely late or repeated: counted as "ignored.<reason>", not as dropped.
+_HARMLESS = frozenset({"stale", "duplicate", "old_view"})
 
 
 class Slot:
@@ -291,6 +293,10 @@ class Replica:
         return (not self.view_changing and self.is_primary and self.now_ms is not None
                 and self._proposal_height() is not None)
 
+    @property
+    def inflight_tx_count(self) -> int:
+        return len(self._inflight)
+
     def is_inflight(self, tx_id: bytes) -> bool:
         """True when the transaction is in an accepted block that is not committed yet."""
         return tx_id in self._inflight
@@ -311,6 +317,10 @@ class Replica:
         self.stats[name] = self.stats.get(name, 0) + amount
 
     def _drop(self, reason: str) -> None:
+        """A message that is wrong (malformed, badly signed, out of bounds, equivocating)."""
+        if reason in _HARMLESS:
+            self._count("ignored." + reason)
+            return
         self._count("dropped")
         self._count("dropped." + reason)
 

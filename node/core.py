@@ -1,0 +1,427 @@
+"""NodeCore: one node's replica, application, mempool and store, driven by events.
+
+The same object runs in the aiohttp runtime and in the simulator; neither has a code path of
+its own here. Every entry point (``start``, ``on_tick``, ``on_message``, ``submit_tx``)
+steps the replica, then, before returning:
+  1. writes the replica's WAL records (synced) -- its own votes are durable before they can
+     be sent;
+  2. executes each committed block with the application and stores block, certificate,
+     receipts, state writes and per-height metadata in one synced batch, then tells the
+     replica (``Executed``);
+  3. answers peers' block requests from the store and admits transactions peers forwarded;
+  4. offers the mempool to the replica when it is the primary and wants a block;
+and returns an ``Output`` with the bytes to send and the blocks committed. A runtime only
+has to deliver ``out.send``.
+
+Transactions enter through ``submit_tx`` (decode, size, dedup, signature once, the
+application's ``check_tx``, mempool bounds) and are forwarded to the primary; a node that
+keeps waiting on one re-forwards it periodically and after each change of primary. Committed
+transactions leave the mempool, and the waiting transactions of the senders involved are
+re-checked against the new state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from consensus.events import (
+    BROADCAST,
+    CommittedTip,
+    Executed,
+    Propose,
+    Ready,
+    Receive,
+    ServeBlocks,
+    Tick,
+    TxsVerified,
+)
+from consensus.messages import BlockResponse, TxForward, encode_message
+from consensus.replica import Replica
+from consensus.signer import Ed25519Signer, Signer
+from ledger import codec
+from ledger.application import Application
+from ledger.errors import HuzhuError
+from ledger.hashing import sha256
+from ledger.keys import KeyPair
+from ledger.merkle import EMPTY_ROOT
+from ledger.types import MAX_TX_BYTES, Block, CommitCertificate, Transaction, results_hash
+from node.apps import make_application
+from node.genesis import Genesis
+from node.mempool import Mempool
+from node.storage.base import Store
+
+GENESIS_APP_HASH_META = "genesis_app_hash"
+EXECUTED_META_PREFIX = "exec/"  # + zero-padded height -> [app_hash, results_hash]
+RESPONSE_OVERHEAD_BYTES = 4096  # room left for the envelope of a block response
+
+
+def executed_meta_name(height: int) -> str:
+    return f"{EXECUTED_META_PREFIX}{height:020d}"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeParams:
+    mempool_max_txs: int = 10_000
+    mempool_max_bytes: int = 64 * 1024 * 1024
+    # A waiting transaction is passed to the primary again after this many ticks.
+    reforward_ticks: int = 100
+    max_reforward_txs_per_tick: int = 256
+
+
+class CommittedBlock(NamedTuple):
+    height: int
+    block_hash: bytes
+    tx_ids: tuple[bytes, ...]
+    app_hash: bytes  # the state root after executing this block
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    send: tuple[tuple[int | None, bytes], ...] = ()  # (destination, data); None: broadcast
+    committed: tuple[CommittedBlock, ...] = ()
+
+
+# category: how a client should read the outcome (the API maps it to an HTTP status)
+ACCEPTED, MALFORMED, BAD_SIGNATURE, DUPLICATE, REJECTED, FULL = (
+    "accepted", "malformed", "bad_signature", "duplicate", "rejected", "full")
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    ok: bool
+    code: str  # "ok" or a reason code
+    category: str
+    tx_id: bytes | None = None
+    message: str = ""
+
+
+class NodeCore:
+    def __init__(self, genesis: Genesis, replica_id: int, key: KeyPair, store: Store,
+                 app: Application | None = None, params: NodeParams = NodeParams(),
+                 signer: Signer | None = None) -> None:
+        validators = genesis.validator_keys
+        if not 0 <= replica_id < len(validators):
+            raise ValueError(f"replica {replica_id} is not a validator")
+        if validators[replica_id] != key.public_key:
+            raise ValueError(f"the key is not validator {replica_id}'s key in genesis")
+        self.genesis = genesis
+        self.id = replica_id
+        self.key = key
+        self.store = store
+        self.params = params
+        self.consensus_params = genesis.consensus
+        self.signer = signer if signer is not None else Ed25519Signer(genesis.chain_id, key, validators)
+        self.app = app if app is not None else make_application(genesis, store,
+                                                                verify_signatures=False)
+        self.mempool = Mempool(params.mempool_max_txs, params.mempool_max_bytes)
+        self.replica: Replica | None = None
+        self.app_hash = b""
+        self.last_block_hash = genesis.genesis_hash
+        self.now_ms = 0
+        self.ticks = 0
+        self.stats: dict[str, int] = {}
+        self._last_primary = -1
+        self._send: list[tuple[int | None, bytes]] = []
+        self._committed: list[CommittedBlock] = []
+
+    # --- entry points ------------------------------------------------------------------------
+
+    def start(self, now_ms: int) -> Output:
+        """Restore from the store and the WAL, then take the first tick."""
+        assert self.replica is None, "start() is called once"
+        self.now_ms = now_ms
+        genesis_app_hash = self._init_genesis_state()
+        tip = self._committed_tip(genesis_app_hash)
+        self.app_hash = genesis_app_hash if tip.height == 0 else tip.executed[-1][1]
+        current = self.app.commit()
+        assert current == self.app_hash, "the application state does not match the store"
+        self.last_block_hash = tip.block_hash
+        self.replica = Replica(
+            self.genesis.chain_id, self.id, self.genesis.validator_keys, self.signer,
+            self.consensus_params, self.genesis.genesis_hash, self.genesis.genesis_time_ms,
+            genesis_app_hash, EMPTY_ROOT, restored=list(self.store.iterate_wal()), tip=tip)
+        self._last_primary = self.replica.primary
+        return self._run(Tick(now_ms, len(self.mempool)))
+
+    def on_tick(self, now_ms: int) -> Output:
+        self.now_ms = now_ms
+        self.ticks += 1
+        out_start = self._begin()
+        self._step(Tick(now_ms, len(self.mempool)))
+        self._forward_waiting()
+        self._offer_proposals()
+        return self._finish(out_start)
+
+    def on_message(self, sender: int, data: bytes) -> Output:
+        return self._run(Receive(sender, data))
+
+    def submit_tx(self, raw: bytes, now_ms: int) -> tuple[SubmitResult, Output]:
+        """Admit a client's transaction (raw canonical bytes) to the mempool."""
+        self.now_ms = now_ms
+        out_start = self._begin()
+        result, tx = self._admit(raw, forward=True)
+        if tx is not None:
+            self._step(TxsVerified((result.tx_id,)))  # type: ignore[arg-type]
+            self._offer_proposals()
+        return result, self._finish(out_start)
+
+    def status(self) -> dict:
+        replica = self._replica
+        stats = dict(self.stats)
+        for name, value in replica.stats.items():
+            stats["consensus." + name] = value
+        return {
+            "node_id": self.id,
+            "chain_id": self.genesis.chain_id,
+            "height": replica.committed_height,
+            "executed_height": replica.executed_height,
+            "view": replica.view,
+            "primary": replica.primary,
+            "view_changing": replica.view_changing,
+            "stable_checkpoint": replica.stable.height,
+            "syncing": replica.status()["syncing"],
+            "mempool_txs": len(self.mempool),
+            "mempool_bytes": self.mempool.total_bytes,
+            "last_block_hash": self.last_block_hash.hex(),
+            "app_hash": self.app_hash.hex(),
+            "stats": stats,
+        }
+
+    def mempool_contains(self, tx_id: bytes) -> bool:
+        return tx_id in self.mempool
+
+    # --- the event loop of one entry point ------------------------------------------------
+
+    @property
+    def _replica(self) -> Replica:
+        assert self.replica is not None, "start() first"
+        return self.replica
+
+    def _begin(self) -> int:
+        self._send = []
+        self._committed = []
+        return 0
+
+    def _finish(self, _: int) -> Output:
+        out = Output(tuple(self._send), tuple(self._committed))
+        self._send = []
+        self._committed = []
+        return out
+
+    def _run(self, event: object) -> Output:
+        start = self._begin()
+        self._step(event)
+        self._offer_proposals()
+        return self._finish(start)
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        self.stats[name] = self.stats.get(name, 0) + amount
+
+    def _step(self, event: object) -> None:
+        """Step the replica and carry out everything its Ready asks, and what that causes."""
+        queue = [self._replica.step(event)]
+        while queue:
+            ready = queue.pop(0)
+            queue.extend(self._apply(ready))
+        primary = self._replica.primary
+        if primary != self._last_primary:
+            self._last_primary = primary
+            self.mempool.mark_all_unforwarded()
+
+    def _apply(self, ready: Ready) -> list[Ready]:
+        follow: list[Ready] = []
+        persist = list(ready.persist)
+        if persist and not ready.commit:
+            with self.store.batch() as batch:
+                self._write_wal(batch, persist)
+            persist = []
+        for index, (block, cert) in enumerate(ready.commit):
+            # The WAL records ride in the first block's batch: one synced write, not two.
+            follow.append(self._execute(block, cert, persist if index == 0 else []))
+        self._send.extend(ready.send)
+        for request in ready.serve:
+            self._serve(request)
+        verified = []
+        for sender, tx in ready.txs:
+            result, admitted = self._admit_tx(tx, forward=False)
+            if admitted is not None:
+                verified.append(result.tx_id)
+            else:
+                self._count("forwarded_refused." + result.code)
+        if verified:
+            follow.append(self._replica.step(TxsVerified(tuple(verified))))  # type: ignore[arg-type]
+        return follow
+
+    @staticmethod
+    def _write_wal(batch, records) -> None:
+        for key, value in records:
+            if value is None:
+                batch.delete_wal(key)
+            else:
+                batch.put_wal(key, value)
+
+    # --- execution ---------------------------------------------------------------------------
+
+    def _execute(self, block: Block, cert: CommitCertificate,
+                 wal_records: list[tuple[bytes, bytes | None]]) -> Ready:
+        height = block.height
+        receipts = self.app.execute_block(block.header, block.txs)
+        assert len(receipts) == len(block.txs), "one receipt per transaction"
+        app_hash = self.app.commit()
+        writes = self.app.take_writes()
+        receipts_root = results_hash(receipts)
+        with self.store.batch() as batch:
+            self._write_wal(batch, wal_records)
+            batch.put_block(block)
+            batch.put_certificate(cert)
+            batch.put_receipts(height, receipts)
+            for key, value in writes:
+                if value is None:
+                    batch.delete_state(key)
+                else:
+                    batch.put_state(key, value)
+            batch.put_meta(executed_meta_name(height), codec.encode([app_hash, receipts_root]))
+        self.app_hash = app_hash
+        self.last_block_hash = cert.block_hash
+        tx_ids = tuple(tx.tx_id for tx in block.txs)
+        self.mempool.remove(tx_ids)
+        self._recheck({tx.sender: None for tx in block.txs})
+        self._committed.append(CommittedBlock(height, cert.block_hash, tx_ids, app_hash))
+        self._count("executed_blocks")
+        self._count("executed_txs", len(tx_ids))
+        return self._replica.step(Executed(height, app_hash, receipts_root))
+
+    def _recheck(self, senders: dict[bytes, None]) -> None:
+        """Drop waiting transactions that the new state made invalid (spent nonces, ...)."""
+        stale = [tx.tx_id for tx in self.mempool.of_senders(senders) if not self.app.check_tx(tx).ok]
+        if stale:
+            self.mempool.remove(stale)
+            self._count("mempool_rechecked_out", len(stale))
+
+    # --- genesis and restart -----------------------------------------------------------------
+
+    def _init_genesis_state(self) -> bytes:
+        stored = self.store.get_meta(GENESIS_APP_HASH_META)
+        if stored is not None:
+            return stored
+        assert self.store.latest_height() == 0, "a store with blocks but no genesis state"
+        app_hash = self.app.commit()
+        with self.store.batch() as batch:
+            for key, value in self.app.take_writes():
+                if value is None:
+                    batch.delete_state(key)
+                else:
+                    batch.put_state(key, value)
+            batch.put_meta(GENESIS_APP_HASH_META, app_hash)
+        return app_hash
+
+    def _committed_tip(self, genesis_app_hash: bytes) -> CommittedTip:
+        height = self.store.latest_height()
+        depth = self.consensus_params.pipeline_depth
+        if height == 0:
+            return CommittedTip(0, self.genesis.genesis_hash, self.genesis.genesis_time_ms, None,
+                                ((0, genesis_app_hash, EMPTY_ROOT),))
+        block = self.store.get_block(height)
+        cert = self.store.get_certificate(height)
+        assert block is not None and cert is not None, f"block {height} is stored incompletely"
+        executed = []
+        last_nonempty = 0
+        for past in range(max(1, height - depth + 1), height + 1):
+            raw = self.store.get_meta(executed_meta_name(past))
+            assert raw is not None, f"no execution record for block {past}"
+            app_hash, receipts_root = codec.decode(raw)
+            executed.append((past, app_hash, receipts_root))
+            stored = self.store.get_block(past)
+            if stored is not None and stored.txs:
+                last_nonempty = past
+        return CommittedTip(height, cert.block_hash, block.header.timestamp_ms, cert,
+                            tuple(executed), last_nonempty)
+
+    # --- serving peers -----------------------------------------------------------------------
+
+    def _serve(self, request: ServeBlocks) -> None:
+        limit = self.consensus_params.max_message_bytes - RESPONSE_OVERHEAD_BYTES
+        entries = []
+        size_bytes = 0
+        for height in range(request.from_height, request.from_height + request.max_blocks):
+            raw = self.store.get_block_raw(height)
+            cert = self.store.get_certificate(height)
+            if raw is None or cert is None:
+                break
+            size_bytes += len(raw) + len(cert.encode())
+            if size_bytes > limit and entries:
+                break
+            entries.append((Block.decode(raw), cert))
+        self._count("served_blocks", len(entries))
+        self._send.append((request.replica, encode_message(BlockResponse(self.id, tuple(entries)))))
+
+    # --- transactions ------------------------------------------------------------------------
+
+    def _admit(self, raw: bytes, forward: bool) -> tuple[SubmitResult, Transaction | None]:
+        if not isinstance(raw, (bytes, bytearray)) or len(raw) > MAX_TX_BYTES:
+            return SubmitResult(False, "too_large", MALFORMED, None,
+                                f"a transaction is at most {MAX_TX_BYTES} bytes"), None
+        try:
+            tx = Transaction.decode(bytes(raw))
+        except HuzhuError as exc:
+            return SubmitResult(False, exc.code, MALFORMED, None, exc.message), None
+        return self._admit_tx(tx, forward)
+
+    def _admit_tx(self, tx: Transaction, forward: bool) -> tuple[SubmitResult, Transaction | None]:
+        encoded = tx.encode()
+        tx_id = sha256(encoded)
+        if len(encoded) > MAX_TX_BYTES:
+            return SubmitResult(False, "too_large", MALFORMED, tx_id), None
+        if tx.chain_id != self.genesis.chain_id:
+            return SubmitResult(False, "wrong_chain", MALFORMED, tx_id,
+                                f"transaction for chain {tx.chain_id!r}"), None
+        reason = self.mempool.precheck(tx, tx_id, len(encoded))
+        if reason is None and self.store.get_tx_location(tx_id) is not None:
+            reason = "already_committed"
+        if reason is not None:
+            category = FULL if reason == "mempool_full" else DUPLICATE
+            return SubmitResult(False, reason, category, tx_id), None
+        if not self.signer.verify_transaction(tx):
+            return SubmitResult(False, "bad_signature", BAD_SIGNATURE, tx_id,
+                                "the transaction signature does not verify"), None
+        check = self.app.check_tx(tx)
+        if not check.ok:
+            return SubmitResult(False, check.code, REJECTED, tx_id, check.message), None
+        replica = self._replica
+        forward_now = forward and not replica.is_primary
+        added = self.mempool.add(tx, tx_id, len(encoded), self.ticks if forward_now else -1)
+        assert added == "ok"
+        if forward_now:
+            self._send.append((replica.primary, encode_message(TxForward(self.id, (tx,)))))
+        self._count("admitted_txs")
+        return SubmitResult(True, "ok", ACCEPTED, tx_id), tx
+
+    def _forward_waiting(self) -> None:
+        replica = self._replica
+        if replica.is_primary or replica.view_changing or not len(self.mempool):
+            return
+        due = self.mempool.due_for_forwarding(self.ticks, self.params.reforward_ticks,
+                                              min(self.params.max_reforward_txs_per_tick,
+                                                  self.consensus_params.max_forward_txs),
+                                              skip=replica.is_inflight)
+        if due:
+            self._count("reforwarded_txs", len(due))
+            self._send.append((replica.primary, encode_message(TxForward(self.id, tuple(due)))))
+
+    def _offer_proposals(self) -> None:
+        """Give the primary the oldest waiting transactions while it wants to propose."""
+        replica = self._replica
+        params = self.consensus_params
+        while replica.wants_proposal:
+            txs: tuple[Transaction, ...] = ()
+            if len(self.mempool) > replica.inflight_tx_count:
+                txs = self.mempool.select(params.max_block_txs, params.max_block_bytes,
+                                          skip=replica.is_inflight)
+            before = replica.stats.get("proposed", 0)
+            self._step(Propose(txs))
+            if replica.stats.get("proposed", 0) == before:
+                return  # waiting to fill the batch, or nothing to propose
+
+
+__all__ = ["BROADCAST", "CommittedBlock", "NodeCore", "NodeParams", "Output", "SubmitResult"]

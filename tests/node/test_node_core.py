@@ -1,0 +1,174 @@
+"""NodeCore: four nodes over MemoryStores commit kv transactions submitted to any node."""
+
+from __future__ import annotations
+
+from node_harness import CHAIN_ID, NodeCluster, client_key, kv_tx
+
+from ledger.keys import KeyPair
+from ledger.types import Transaction
+from node.core import NodeParams
+from node.kvapp import KV_PREFIX
+
+
+def test_txs_submitted_to_any_node_commit_everywhere_identically():
+    cluster = NodeCluster()
+    submitted = []
+    for number in range(12):
+        # one client per node, so forwarding order cannot reorder a client's nonces
+        node = number % 4
+        tx = kv_tx(client_key(node), number // 4, f"key{number}", bytes([number]))
+        result = cluster.submit(node, tx)
+        assert result.ok and result.code == "ok" and result.tx_id == tx.tx_id
+        submitted.append(tx.tx_id)
+    cluster.deliver_all()
+    cluster.tick(20)
+    heights = cluster.heights()
+    assert len(set(heights)) == 1 and heights[0] >= 1
+    committed_ids = [tx_id for entry in cluster.committed[0] for tx_id in entry.tx_ids]
+    assert sorted(committed_ids) == sorted(submitted)
+    # identical blocks, certificates' blocks and app hashes at every height on every node
+    for height in range(1, heights[0] + 1):
+        blocks = {store.get_block_raw(height) for store in cluster.stores}
+        assert len(blocks) == 1
+        hashes = {entry.app_hash for node in cluster.committed for entry in node if entry.height == height}
+        assert len(hashes) == 1
+        certificate = cluster.stores[1].get_certificate(height)
+        certificate.verify(CHAIN_ID, [key.public_key for key in cluster.keys])
+    statuses = [core.status() for core in cluster.cores]
+    assert len({status["app_hash"] for status in statuses}) == 1
+    assert len({status["last_block_hash"] for status in statuses}) == 1
+    assert all(status["mempool_txs"] == 0 for status in statuses)
+    for store in cluster.stores:
+        assert store.get_state(KV_PREFIX + b"key5") == bytes([5])
+    # receipts: every transaction succeeded
+    for height in range(1, heights[0] + 1):
+        for receipt in cluster.stores[2].get_receipts(height):
+            assert receipt.ok
+
+
+def test_committed_blocks_chain_by_hash_and_carry_pipelined_state():
+    cluster = NodeCluster()
+    client = client_key()
+    for nonce in range(3):
+        cluster.submit(0, kv_tx(client, nonce, "k"))
+        cluster.tick(3)
+    cluster.tick(10)
+    store = cluster.stores[3]
+    height = store.latest_height()
+    assert height >= 3
+    previous = cluster.genesis.genesis_hash
+    for h in range(1, height + 1):
+        block = store.get_block(h)
+        assert block.header.prev_hash == previous
+        previous = block.block_hash
+    # header h carries the state root after h - 2
+    app_hashes = {entry.height: entry.app_hash for entry in cluster.committed[3]}
+    for h in range(3, height + 1):
+        assert store.get_block(h).header.app_hash == app_hashes[h - 2]
+
+
+def test_submit_rejections():
+    cluster = NodeCluster()
+    client = client_key()
+    tx = kv_tx(client, 0, "a")
+    assert cluster.submit(1, tx).ok
+    again = cluster.submit(1, tx)
+    assert (again.ok, again.code, again.category) == (False, "duplicate", "duplicate")
+    other_value = kv_tx(client, 0, "a", b"other")
+    taken = cluster.submit(1, other_value)
+    assert (taken.code, taken.category) == ("nonce_taken", "duplicate")
+    forged = Transaction(CHAIN_ID, client.public_key, 1, "kv.set", {"key": "b", "value": b"x"},
+                         b"\x01" * 64)
+    bad = cluster.submit(1, forged)
+    assert (bad.code, bad.category) == ("bad_signature", "bad_signature")
+    foreign = kv_tx(client, 1, "b", chain_id="other-chain")
+    assert cluster.submit(1, foreign).code == "wrong_chain"
+    result, out = cluster.core(1).submit_tx(b"\x93garbage", cluster.now_ms)
+    assert (result.ok, result.category) == (False, "malformed") and not out.send
+    bad_body = Transaction.create(client, CHAIN_ID, 1, "kv.set", {"key": "b"})
+    rejected = cluster.submit(1, bad_body)
+    assert (rejected.code, rejected.category) == ("bad_body", "rejected")
+    cluster.deliver_all()
+    cluster.tick(10)
+    # after commit the same bytes are refused as already committed, a stale nonce by the app
+    assert cluster.submit(2, tx).code == "already_committed"
+    assert cluster.submit(2, kv_tx(client, 0, "z")).code == "nonce_too_low"
+
+
+def test_mempool_full_is_refused_with_mempool_full():
+    cluster = NodeCluster(params=NodeParams(mempool_max_txs=3))
+    client = client_key()
+    results = [cluster.submit(2, kv_tx(client, nonce, f"k{nonce}")) for nonce in range(4)]
+    assert [result.ok for result in results] == [True, True, True, False]
+    assert (results[3].code, results[3].category) == ("mempool_full", "full")
+    assert cluster.core(2).status()["mempool_txs"] == 3
+    cluster.deliver_all()
+    cluster.tick(10)
+    assert cluster.core(2).status()["mempool_txs"] == 0
+    assert cluster.submit(2, kv_tx(client, 3, "k3")).ok
+
+
+def test_mempool_byte_bound():
+    client = client_key()
+    size = len(kv_tx(client, 0, "k0").encode())
+    cluster = NodeCluster(params=NodeParams(mempool_max_bytes=2 * size + size // 2))
+    results = [cluster.submit(0, kv_tx(client, nonce, f"k{nonce}")) for nonce in range(3)]
+    assert [result.code for result in results] == ["ok", "ok", "mempool_full"]
+    assert cluster.core(0).status()["mempool_bytes"] == 2 * size
+
+
+def test_failed_transactions_commit_with_failed_receipts():
+    cluster = NodeCluster()
+    client = client_key()
+    # nonce 1 is admitted (clients may queue ahead) but nonce 0 never arrives
+    assert cluster.submit(0, kv_tx(client, 1, "ahead")).ok
+    cluster.tick(10)
+    store = cluster.stores[0]
+    receipts = [receipt for h in range(1, store.latest_height() + 1)
+                for receipt in store.get_receipts(h)]
+    assert [receipt.code for receipt in receipts] == ["bad_nonce"]
+    assert store.get_state(KV_PREFIX + b"ahead") is None
+
+
+def test_waiting_txs_of_the_same_sender_are_rechecked_after_commit():
+    cluster = NodeCluster()
+    client = client_key()
+    first = kv_tx(client, 0, "a")
+    cluster.submit(0, first)
+    # the same nonce, different body, waits at node 3 (it never saw the first)
+    rival = kv_tx(client, 0, "b")
+    result, _ = cluster.core(3).submit_tx(rival.encode(), cluster.now_ms)  # not forwarded
+    assert result.ok
+    cluster.deliver_all()
+    cluster.tick(10)
+    # node 3 dropped its rival once nonce 0 was spent
+    assert not cluster.core(3).mempool_contains(rival.tx_id)
+    assert cluster.core(3).status()["stats"].get("mempool_rechecked_out") == 1
+
+
+def test_restart_from_store_continues_the_chain():
+    cluster = NodeCluster()
+    client = client_key()
+    for nonce in range(4):
+        cluster.submit(nonce % 4, kv_tx(client, nonce, f"k{nonce}"))
+    cluster.tick(10)
+    before = cluster.heights()
+    cluster.crash(1)
+    cluster.boot(1)
+    assert cluster.core(1).status()["height"] == before[1]
+    for nonce in range(4, 8):
+        cluster.submit(1, kv_tx(client, nonce, f"k{nonce}"))
+        cluster.tick(2)
+    cluster.tick(20)
+    after = cluster.heights()
+    assert len(set(after)) == 1 and after[0] > before[0]
+    assert len({core.status()["app_hash"] for core in cluster.cores}) == 1
+
+
+def test_key_must_match_genesis():
+    cluster = NodeCluster()
+    import pytest
+
+    from node.core import NodeCore
+    with pytest.raises(ValueError):
+        NodeCore(cluster.genesis, 0, KeyPair.from_seed(b"\x01" * 32), cluster.stores[0])
