@@ -210,6 +210,7 @@ class Replica:
         self._new_views: dict[int, NewView] = {}  # view -> NEW-VIEW accepted or sent
         self._new_view_resent: set[tuple[int, int]] = set()
         self._future: list[tuple[int, int, Message]] = []
+        self._peer_views: dict[int, int] = {}  # replica -> highest view seen in its votes
         # own signed messages: (phase, view, height) -> (block_hash, encoded message)
         self._own_votes: dict[tuple[int, int, int], tuple[bytes, bytes]] = {}
         self._wal_heights: dict[int, list[bytes]] = {}
@@ -249,6 +250,7 @@ class Replica:
             BlockResponse: self._on_block_response,
             TxForward: self._on_tx_forward,
         }
+        self._resend_restored = False
         if tip is not None:
             self._restore_tip(tip)
         if restored:
@@ -261,6 +263,9 @@ class Replica:
         handler = self._event_handlers.get(type(event))
         if handler is None:
             raise TypeError(f"not a replica event: {type(event).__name__}")
+        if self._resend_restored:
+            self._resend_restored = False
+            self._resend_own_messages()
         handler(event)
         return Ready(tuple(self._persist), tuple(self._send), tuple(self._commit),
                      tuple(self._serve), tuple(self._txs))
@@ -427,9 +432,11 @@ class Replica:
         except HuzhuError as exc:  # a peer's bad input found deep inside a check
             self._drop(exc.code)
 
-    def _admit_view(self, view: int, sender: int, message: Message) -> bool:
-        """True when a message of ``view`` is for the active view; buffers one for a view this
-        replica has not entered yet and drops one from the past."""
+    def _admit_view(self, view: int, sender: int, message: Message,
+                    signed: Callable[[], bool]) -> bool:
+        """True when a message of ``view`` is for the active view. One for a view this
+        replica has not entered is checked (``signed``), buffered for replay and taken as
+        evidence of where the sender is; one from an earlier view is dropped."""
         if view < self.view:
             self._drop("old_view")
             return False
@@ -438,8 +445,13 @@ class Replica:
                 self._drop("far_view")
             elif len(self._future) >= self.params.max_future_messages:
                 self._drop("future_full")
+            elif not signed():
+                self._drop("bad_signature")
             else:
                 self._future.append((view, sender, message))
+                if view > self._peer_views.get(sender, -1):
+                    self._peer_views[sender] = view
+                    self._maybe_join_view_change()
             return False
         return True
 
@@ -541,10 +553,11 @@ class Replica:
 
     def _on_preprepare(self, sender: int, message: PrePrepare) -> None:
         view, height = message.view, message.height
-        if not self._admit_view(view, sender, message):
-            return
         if sender != self.primary_of(view):
             self._drop("not_primary")
+            return
+        if not self._admit_view(view, sender, message, lambda: self._verify(
+                sender, PREPREPARE_DOMAIN, message.signing_payload(), message.signature)):
             return
         if height <= self.committed_height:
             self._drop("stale")
@@ -665,7 +678,8 @@ class Replica:
 
     def _on_prepare(self, sender: int, message: Prepare) -> None:
         view, height = message.view, message.height
-        if not self._admit_view(view, sender, message):
+        if not self._admit_view(view, sender, message, lambda: self._verify(
+                sender, PREPARE_DOMAIN, message.signing_payload(), message.signature)):
             return
         if sender == self.primary_of(view):
             self._drop("prepare_from_primary")
@@ -763,7 +777,8 @@ class Replica:
         view, height = message.view, message.height
         # Commits of earlier views still count: 2f+1 of them certify a block in any view.
         if view > self.view or (view == self.view and self.view_changing):
-            self._admit_view(view, sender, message)
+            self._admit_view(view, sender, message, lambda: self._verify(
+                sender, COMMIT_DOMAIN, message.signing_payload(), message.signature))
             return
         if height <= self.committed_height:
             self._drop("stale")
@@ -1131,8 +1146,12 @@ class Replica:
 
     def _maybe_join_view_change(self) -> None:
         """Join when f+1 other replicas ask for views above ours (PBFT's liveness rule)."""
-        views = sorted((vc.new_view for replica, vc in self._view_changes.items()
-                        if replica != self.id and vc.new_view > self.view), reverse=True)
+        # A replica's view is the highest of its VIEW-CHANGE and its signed votes seen.
+        views = sorted((view for view in (
+            max(self._view_changes[replica].new_view if replica in self._view_changes else -1,
+                self._peer_views.get(replica, -1))
+            for replica in range(self.n) if replica != self.id) if view > self.view),
+            reverse=True)
         if len(views) >= self.weak_quorum:
             self._count("view_change_joined")
             self._start_view_change(views[self.weak_quorum - 1])
@@ -1492,3 +1511,24 @@ class Replica:
                     slot.add_block(entry.block_hash, block)
                     self._accept(slot, self.view, block, entry.block_hash, entry.signature)
         self._count("restored_records", len(records))
+        self._resend_restored = True
+
+    def _resend_own_messages(self) -> None:
+        """After a restart, send again what this replica signed in its current view before
+        the crash (the very same bytes): peers may never have received it."""
+        if self.view_changing:
+            own = self._view_changes.get(self.id)
+            if own is not None and own.new_view == self.view:
+                self._broadcast(encode_message(own))
+            return
+        sent: set[bytes] = set()  # a NEW-VIEW stands for all its pre-prepares
+        for phase, view, height in sorted(self._own_votes):
+            if view != self.view or height <= self.committed_height:
+                continue
+            data = self._own_votes[(phase, view, height)][1]
+            if data not in sent:
+                sent.add(data)
+                self._broadcast(data)
+        nv = self._new_views.get(self.view)
+        if nv is not None and nv.replica == self.id and not sent:
+            self._broadcast(encode_message(nv))
