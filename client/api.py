@@ -162,12 +162,11 @@ class Client:
     def genesis(self) -> dict:
         return self.get("/genesis")
 
-    def block(self, height: int | str = "latest") -> dict:
-        return self.get(f"/blocks/{height}")
-
-    def block_raw(self, height: int) -> dict:
-        """The block and its certificate as canonical encodings (hex), for verification."""
-        return self.get(f"/blocks/{height}", format="raw")
+    def block(self, height: int | str = "latest", full: bool = False) -> dict:
+        """A committed block: decoded header, tx ids, certificate, and under ``raw`` the
+        canonical encodings (base64) of the block, certificate and receipts; ``full`` adds
+        the decoded transactions and receipts."""
+        return self.get(f"/blocks/{height}", full="true" if full else None)
 
     def tx(self, tx_id: bytes | str) -> dict:
         tx_hex = tx_id.hex() if isinstance(tx_id, bytes) else tx_id
@@ -185,7 +184,8 @@ class Client:
                             timeout_s=(timeout_s + self.timeout_s) if wait else None).body
 
     def state(self, path: str, prove: bool = False) -> dict:
-        return self.get("/state/" + path.lstrip("/"), prove=prove or None)
+        """An application query: ``{"path", "height", "value", "proof"}``."""
+        return self.get("/state/" + path.lstrip("/"), prove="true" if prove else None)
 
     def member(self, member_id: str) -> dict:
         return self.get(f"/members/{member_id}")
@@ -195,6 +195,9 @@ class Client:
 
     def settlement(self, period: str | int) -> dict:
         return self.get(f"/settlements/{period}")
+
+    def jury(self, claim_id: str | int) -> dict:
+        return self.get(f"/jury/{claim_id}")
 
 
 def _parse_body(reply: Any, max_bytes: int) -> Any:
