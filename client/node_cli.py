@@ -156,3 +156,17 @@ def register(main: click.Group) -> None:
     main.add_command(testnet_command)
     main.add_command(node_group)
     main.add_command(consortium_group)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def node_main() -> None:
+    """The node commands alone: `python -m client.node_cli node start --home DIR`.
+
+    `huzhu consortium up` starts nodes this way, so a node process imports only what a node
+    needs and does not depend on every other command of the `huzhu` CLI."""
+
+
+register(node_main)
+
+if __name__ == "__main__":
+    node_main()

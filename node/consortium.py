@@ -1,7 +1,8 @@
 """`huzhu consortium up|down|status`: run a testnet's nodes as background processes.
 
-Each node runs as `python -m client.cli node start --home NET/nodeI` in its own session, so a
-Ctrl-C in the terminal that ran `up` does not reach it; its pid is in NET/nodeI/node.pid and
+Each node runs as `python -m client.node_cli node start --home NET/nodeI` (the same command as
+`huzhu node start`, without loading the rest of the CLI) in its own session, so a Ctrl-C in
+the terminal that ran `up` does not reach it; its pid is in NET/nodeI/node.pid and
 its output in NET/nodeI/node.log. `up` waits until every node answers /readyz; `down` sends
 SIGTERM, waits, and sends SIGKILL to whatever is still running after the timeout. A pid file
 is trusted only when that pid is still a node process for that home (pids get reused).
@@ -136,7 +137,7 @@ def start_node(home: Path, log_format: str | None = None, log_level: str | None 
                extra_env: dict[str, str] | None = None) -> int:
     """Start one node in the background; return its pid. Its output goes to node.log."""
     home = home.resolve()
-    command = [sys.executable, "-m", "client.cli", "node", "start", "--home", str(home)]
+    command = [sys.executable, "-m", "client.node_cli", "node", "start", "--home", str(home)]
     if log_format:
         command += ["--log-format", log_format]
     if log_level:

@@ -91,7 +91,6 @@ class NodeRuntime:
         return {"node": self.config.node_id, "height": self._height, "view": self._view}
 
     async def start(self) -> None:
-        from node.apps import make_application
         from node.core import NodeCore, NodeParams
         from node.storage import LevelDBStore
 
@@ -99,11 +98,12 @@ class NodeRuntime:
         config.paths.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = LevelDBStore(config.paths.data_dir)
         try:
-            self.app = make_application(self.genesis, self.store)
             params = NodeParams(mempool_max_txs=config.node.mempool_max_txs,
                                 mempool_max_bytes=config.node.mempool_max_bytes)
-            self.core = NodeCore(self.genesis, config.node_id, self.key, self.store, self.app,
-                                 params)
+            # NodeCore builds the application; it checks signatures once, at admission.
+            self.core = NodeCore(self.genesis, config.node_id, self.key, self.store,
+                                 params=params)
+            self.app = self.core.app
             out = self.core.start(self.clock_ms())
             self._refresh_position()
             log.info("node_restored", latest_height=self.store.latest_height())
@@ -191,7 +191,8 @@ class NodeRuntime:
                 transport.send(destination, data)
         if out.committed:
             self._refresh_position()
-        for height, block_hash, tx_ids in out.committed:
+        for committed in out.committed:
+            height, block_hash, tx_ids = committed.height, committed.block_hash, committed.tx_ids
             self.counters["blocks_committed"] += 1
             self.counters["txs_committed"] += len(tx_ids)
             log.info("block_committed", committed=height, block=block_hash.hex()[:16],
@@ -364,25 +365,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def submit_outcome(result: Any, raw: bytes) -> SubmitOutcome:
-    """Translate NodeCore's admission result into the API's categories."""
-    code = getattr(result, "code", "ok")
-    message = getattr(result, "message", "") or code
-    tx_id = getattr(result, "tx_id", None) or sha256(raw)
-    if getattr(result, "ok", code == "ok"):
-        return SubmitOutcome("accepted", "ok", "", tx_id)
-    category = SUBMIT_CATEGORIES.get(code, "rejected")
-    return SubmitOutcome(category, code, message, tx_id)
-
-
-# NodeCore's reason codes that are not the application's own (those are "rejected", 422).
-SUBMIT_CATEGORIES = {
-    "malformed": "malformed", "non_canonical": "malformed", "oversize": "malformed",
-    "invalid_transaction": "malformed", "bad_kind": "malformed", "decode_error": "malformed",
-    "wrong_chain": "malformed", "bad_chain_id": "malformed",
-    "bad_signature": "bad_signature",
-    "duplicate": "duplicate", "already_committed": "duplicate",
-    "mempool_full": "full",
-}
+    """NodeCore's admission result in the API's terms (the categories are the same)."""
+    tx_id = result.tx_id if result.tx_id is not None else sha256(raw)
+    return SubmitOutcome(result.category, result.code, result.message or result.code, tx_id)
 
 
 async def serve(config: NodeConfig) -> None:

@@ -88,9 +88,9 @@ class Node:
         return status["height"], status["mempool_txs"]
 
 
-async def start_node(directory: Path, **runtime_overrides: int) -> NodeRuntime:
+async def start_node(directory: Path, app: str = "kv", **runtime_overrides: int) -> NodeRuntime:
     base = free_port_pair()
-    layout = create_testnet(directory, 1, base_port=base, app="kv")
+    layout = create_testnet(directory, 1, base_port=base, app=app)
     config = load_config(layout.node_homes[0])
     if runtime_overrides:
         config = replace(config, node=replace(config.node, **runtime_overrides))
@@ -264,7 +264,7 @@ async def test_replayed_transaction_is_refused(node: Node) -> None:
     assert status == 200
     before = node.snapshot()
     status, body = await node.post_tx(tx.encode())
-    assert status == 409 and body["error"]["code"] == "duplicate"
+    assert status == 409 and body["error"]["code"] == "already_committed"
     # The same nonce again with a different body is refused by admission as well.
     rival = node.tx("once", b"2", nonce=tx.nonce)
     status, body = await node.post_tx(rival.encode())
@@ -293,12 +293,12 @@ async def test_oversize_body_is_413(node: Node) -> None:
     ("GET", "/blocks/1?full=yes", "/blocks/{height}", 400, "bad_parameter"),
     ("GET", "/blocks/1?fields=all", "/blocks/{height}", 400, "unknown_parameter"),
     ("POST", "/txs?wait=forever", "/txs", 400, "bad_parameter"),
-    ("GET", "/members/nobody", "/members/{member_id}", 404, "not_found"),
-    ("GET", "/claims/nobody", "/claims/{claim_id}", 404, "not_found"),
-    ("GET", "/settlements/999", "/settlements/{period}", 404, "not_found"),
-    ("GET", "/jury/nobody", "/jury/{claim_id}", 404, "not_found"),
-    ("GET", "/state/no/such/thing", "/state/{path}", 404, "not_found"),
+    ("GET", "/state/kv/no-such-key", "/state/{path}", 404, "not_found"),
+    ("GET", "/state/no/such/thing", "/state/{path}", 400, "bad_query"),
     ("GET", "/state/bad%20path", "/state/{path}", 400, "bad_query"),
+    ("GET", "/state/kv/x?prove=maybe", "/state/{path}", 400, "bad_parameter"),
+    # the key/value application has no members: a malformed query for it
+    ("GET", "/members/nobody", "/members/{member_id}", 400, "bad_query"),
 ])
 async def test_documented_errors(node: Node, method: str, path: str, template: str,
                                  status: int, code: str) -> None:
@@ -343,3 +343,40 @@ def test_openapi_document_is_consistent() -> None:
                 OPENAPI.response_schema_pointer(method, template, int(status))
     with pytest.raises(Exception):
         OPENAPI.validate("GET", "/status", 200, {"node_id": "zero"})
+
+
+async def test_state_queries_with_proofs(node: Node) -> None:
+    tx = node.tx("fruit", b"apple")
+    status, _ = await node.post_tx(tx.encode(), wait=True)
+    assert status == 200
+    status, body = await node.call("GET", "/state/kv/fruit?prove=true", "/state/{path}")
+    assert status == 200 and body["path"] == "kv/fruit"
+    assert body["value"] is not None and body["proof"] is not None
+    status, plain = await node.call("GET", "/state/kv/fruit", "/state/{path}")
+    assert plain["value"] == body["value"] and plain["proof"] is None
+
+
+async def test_domain_views_of_the_plan(tmp_path: Path) -> None:
+    runtime = await start_node(tmp_path / "net", app="plan")
+    try:
+        async with aiohttp.ClientSession() as session:
+            node = Node(runtime, session)
+            cases = [
+                ("/members/" + "00" * 16, "/members/{member_id}", 404, "not_found"),
+                ("/members/xyz", "/members/{member_id}", 400, "bad_query"),
+                ("/claims/999", "/claims/{claim_id}", 404, "not_found"),
+                ("/claims/x", "/claims/{claim_id}", 400, "bad_query"),
+                ("/settlements/999", "/settlements/{period}", 404, "not_found"),
+                ("/jury/999", "/jury/{claim_id}", 404, "not_found"),
+            ]
+            for path, template, status, code in cases:
+                got_status, body = await node.call("GET", path, template)
+                assert (got_status, body["error"]["code"]) == (status, code), path
+            status, body = await node.call("GET", "/state/params", "/state/{path}")
+            assert status == 200 and body["value"]["fee_bps"] == 800
+            status, body = await node.call("GET", "/state/plan/totals?prove=true",
+                                           "/state/{path}")
+            assert status == 200 and body["value"]["active_members"] == 0
+            assert body["proof"]["root"] == runtime.core.app_hash.hex()
+    finally:
+        await runtime.stop()
