@@ -208,7 +208,7 @@ class Replica:
         # view change
         self._view_changes: dict[int, ViewChange] = {}  # sender -> its highest VIEW-CHANGE
         self._new_views: dict[int, NewView] = {}  # view -> NEW-VIEW accepted or sent
-        self._new_view_resent: set[tuple[int, int]] = set()
+        self._new_view_resent: dict[int, tuple[int, int]] = {}  # replica -> (view, tick)
         self._future: list[tuple[int, int, Message]] = []
         self._peer_views: dict[int, int] = {}  # replica -> highest view seen in its votes
         # own signed messages: (phase, view, height) -> (block_hash, encoded message)
@@ -968,7 +968,6 @@ class Replica:
             del self._own_votes[key]
         for view in [v for v in self._new_views if v < self.view]:
             del self._new_views[view]
-        self._new_view_resent = {item for item in self._new_view_resent if item[0] >= self.view}
         if height > self.committed_height:
             self._count("behind_stable_checkpoint")
 
@@ -1057,10 +1056,12 @@ class Replica:
         if view < self.view or (view == self.view and not self.view_changing):
             self._drop("stale")
             nv = self._new_views.get(view)
+            last = self._new_view_resent.get(sender)
             if (view == self.view and nv is not None and nv.replica == self.id
-                    and (view, sender) not in self._new_view_resent):
-                # The sender missed our NEW-VIEW: send it once more.
-                self._new_view_resent.add((view, sender))
+                    and (last is None or last[0] != view
+                         or self.tick - last[1] >= self.params.view_change_timeout_ticks)):
+                # The sender missed our NEW-VIEW: send it again (at most once per timeout).
+                self._new_view_resent[sender] = (view, self.tick)
                 self._send_to(sender, encode_message(nv))
             return
         if view > self.view + self.params.max_view_lookahead:

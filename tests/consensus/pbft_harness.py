@@ -87,24 +87,35 @@ class Cluster:
         return ready
 
     def apply(self, index: int, ready: Ready) -> None:
+        """Carry out a Ready the way NodeCore does, then the replica's answers to the
+        ``Executed`` events it caused, in order."""
+        queue = [ready]
+        while queue:
+            queue.extend(self.apply_one(index, queue.pop(0)))
+
+    def apply_one(self, index: int, ready: Ready) -> list[Ready]:
+        """Persist, execute every committed block, serve block requests, send."""
         node = self.nodes[index]
+        follow = []
         for key, value in ready.persist:  # persisted before anything is sent
             if value is None:
                 node.wal.pop(key, None)
             else:
                 node.wal[key] = value
-        for destination, data in ready.send:
-            targets = [j for j in range(self.n) if j != index] if destination is BROADCAST else [destination]
-            for target in targets:
-                self.queue.append((index, target, data))
         for block, cert in ready.commit:
             node.chain.append((block, cert))
             app_hash = sha256(node.app_hashes[-1] + block.block_hash)
             node.app_hashes.append(app_hash)
-            self.step(index, Executed(block.height, app_hash, EMPTY_ROOT))
+            follow.append(node.replica.step(Executed(block.height, app_hash, EMPTY_ROOT)))
         for request in ready.serve:
             self.served += 1
             self.serve(index, request)
+        for destination, data in ready.send:
+            targets = ([j for j in range(self.n) if j != index] if destination is BROADCAST
+                       else [destination])
+            for target in targets:
+                self.queue.append((index, target, data))
+        return follow
 
     def serve(self, index: int, request) -> None:
         """Answer a block request from this node's chain, as NodeCore does from its store."""

@@ -148,7 +148,7 @@ def test_every_vote_is_persisted_before_it_is_sent():
     cluster = Cluster()
     cluster.start()
     seen: dict[int, set[bytes]] = {index: set() for index in range(4)}
-    original = cluster.apply
+    original = cluster.apply_one
 
     def checking_apply(index, ready):
         persisted = {value for _, value in ready.persist if value is not None}
@@ -157,9 +157,9 @@ def test_every_vote_is_persisted_before_it_is_sent():
             if isinstance(message, (PrePrepare, Prepare, Commit)):
                 assert data in persisted or data in seen[index], f"{message.TYPE} sent unpersisted"
         seen[index] |= persisted
-        original(index, ready)
+        return original(index, ready)
 
-    cluster.apply = checking_apply
+    cluster.apply_one = checking_apply
     for start in range(0, 12, 3):
         if cluster.replica(0).wants_proposal:
             cluster.propose(make_txs(start, 3))
