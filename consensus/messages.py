@@ -363,7 +363,8 @@ class NewViewEntry:
 @dataclass(frozen=True, slots=True)
 class NewView:
     """NEW-VIEW: 2f+1 view changes (blocks stripped), the O set they determine, and the
-    blocks of the O set (unsigned, bound by hash)."""
+    blocks of every candidate certificate above the anchor, in height order (unsigned, bound
+    by hash): the O set's, plus the one that breaks the hash chain if the O set stops early."""
 
     TYPE: ClassVar[str] = "new_view"
     new_view: int
@@ -398,8 +399,8 @@ class NewView:
         preprepares = tuple(NewViewEntry.from_plain(item)
                             for item in _list(plain["preprepares"], MAX_LIST_ITEMS, "preprepares"))
         blocks = tuple(_block(item) for item in _list(plain["blocks"], MAX_LIST_ITEMS, "blocks"))
-        if len(blocks) != len(preprepares):
-            raise DecodeError("malformed", "a new view carries one block per pre-prepare")
+        if len(blocks) < len(preprepares):
+            raise DecodeError("malformed", "a new view carries the block of every pre-prepare")
         return cls(_view(plain["new_view"], "new_view"), _replica(plain["replica"]),
                    tuple(view_changes), preprepares, _signature(plain["signature"]), blocks)
 
