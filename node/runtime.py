@@ -43,6 +43,12 @@ class StartupError(HuzhuError):
     default_code = "startup_failed"
 
 
+class NodeFailed(HuzhuError):
+    """NodeCore raised: the node stopped instead of running on in an unknown state."""
+
+    default_code = "node_failed"
+
+
 def wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
@@ -80,7 +86,11 @@ class NodeRuntime:
         self._height = 0
         self._view = 0
         self._started = False
+        self._closing = False
         self.stopped = asyncio.Event()
+        # Set when NodeCore raised: a broken invariant stops the node (see ``_fatal``).
+        self.fatal_error: BaseException | None = None
+        self.fatal = asyncio.Event()
         self.counters = {"txs_submitted": 0, "txs_accepted": 0, "txs_refused": 0,
                          "blocks_committed": 0, "txs_committed": 0,
                          "frames_in": 0, "ticks": 0}
@@ -139,6 +149,7 @@ class NodeRuntime:
             return
         log.info("node_stopping")
         self._started = False
+        self._closing = True
         if self._tick_task is not None:
             self._tick_task.cancel()
             try:
@@ -169,18 +180,46 @@ class NodeRuntime:
 
     # --- driving NodeCore -------------------------------------------------------------------
 
+    def _fatal(self, exc: BaseException) -> None:
+        """NodeCore raised. It never raises on bad input from peers or clients, so this is a
+        broken invariant or a failing disk: stop the node rather than run on in an unknown
+        state. The store holds everything needed to restart."""
+        if self.fatal_error is None:
+            self.fatal_error = exc
+            log.critical("node_core_failed", error=f"{type(exc).__name__}: {exc}",
+                         exc_info=exc)
+        self._started = False
+        self.fatal.set()
+
+    def _core_call(self, method: Callable, *args: Any) -> Any:
+        if self.fatal_error is not None:
+            raise NodeFailed("node_failed", "the node stopped after an internal error")
+        try:
+            return method(*args)
+        except Exception as exc:
+            self._fatal(exc)
+            raise
+
     async def _tick_loop(self) -> None:
         interval_s = self.config.node.tick_ms / 1000
         while True:
             await asyncio.sleep(interval_s)
             self.counters["ticks"] += 1
-            self._dispatch(self.core.on_tick(self.clock_ms()))
+            try:
+                self._dispatch(self._core_call(self.core.on_tick, self.clock_ms()))
+            except Exception:
+                return
 
     def _on_frame(self, sender: int, data: bytes) -> None:
-        if self.core is None or not self._started:
+        # Frames can arrive as soon as the transport listens, which is after NodeCore started.
+        if self.core is None or self._closing or self.fatal_error is not None:
             return
         self.counters["frames_in"] += 1
-        self._dispatch(self.core.on_message(sender, data))
+        try:
+            out = self._core_call(self.core.on_message, sender, data)
+        except Exception:
+            return
+        self._dispatch(out)
 
     def _dispatch(self, out: Any) -> None:
         transport = self.transport
@@ -234,7 +273,7 @@ class NodeRuntime:
 
     def submit_tx(self, raw: bytes) -> SubmitOutcome:
         self.counters["txs_submitted"] += 1
-        result, out = self.core.submit_tx(raw, self.clock_ms())
+        result, out = self._core_call(self.core.submit_tx, raw, self.clock_ms())
         self._dispatch(out)
         outcome = submit_outcome(result, raw)
         self.counters["txs_accepted" if outcome.category == "accepted" else "txs_refused"] += 1
@@ -380,10 +419,18 @@ async def serve(config: NodeConfig) -> None:
         loop.add_signal_handler(signum, stop_requested.set)
     await runtime.start()
     try:
-        await stop_requested.wait()
+        waits = [asyncio.create_task(stop_requested.wait()),
+                 asyncio.create_task(runtime.fatal.wait())]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
+            task.cancel()
     finally:
-        log.info("shutdown_requested")
+        log.info("shutdown_requested", fatal=runtime.fatal_error is not None)
         await asyncio.wait_for(runtime.stop(), SHUTDOWN_GRACE_S * 2)
+    if runtime.fatal_error is not None:
+        raise NodeFailed("node_failed", f"stopped after an internal error: "
+                                          f"{type(runtime.fatal_error).__name__}: "
+                                          f"{runtime.fatal_error}")
 
 
 def run_node(config: NodeConfig) -> None:

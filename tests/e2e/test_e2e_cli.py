@@ -59,3 +59,45 @@ def test_consortium_up_status_down(tmp_path: Path) -> None:
         assert all(row["state"] == "down" for row in rows["nodes"])
     finally:
         consortium.down(net, timeout_s=5)
+
+
+def test_node_start_runs_in_the_foreground_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    import signal
+    import time
+    import urllib.request
+
+    net = tmp_path / "solo"
+    base = free_port_block(2)
+    assert huzhu("testnet", "--nodes", "1", "--dir", str(net), "--base-port", str(base),
+                 "--app", "kv").returncode == 0
+    process = subprocess.Popen([sys.executable, "-m", "client.cli", "node", "start", "--home",
+                                str(net / "node0"), "--log-format", "json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{base + 1}/readyz",
+                                            timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "node never became ready"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, output
+    events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    names = [event["event"] for event in events]
+    assert "node_started" in names and names[-1] == "node_stopped", names
+    assert all({"node", "height", "view", "timestamp", "level"} <= set(event)
+               for event in events)
+    assert all(event["node"] == 0 for event in events)
+    # every non-JSON line would be a stray print or an unstructured traceback
+    assert all(line.startswith("{") for line in output.splitlines() if line.strip()), output

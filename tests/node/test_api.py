@@ -380,3 +380,18 @@ async def test_domain_views_of_the_plan(tmp_path: Path) -> None:
             assert body["proof"]["root"] == runtime.core.app_hash.hex()
     finally:
         await runtime.stop()
+
+
+async def test_an_internal_failure_stops_the_node_instead_of_limping_on(node: Node) -> None:
+    # NodeCore never raises on bad input; if it raises anyway an invariant is broken. The
+    # runtime must stop taking work (the process then exits non-zero; see serve()).
+    def broken(*args: object) -> None:
+        raise AssertionError("invariant broken")
+
+    node.runtime.core.submit_tx = broken
+    status, body = await node.post_tx(node.tx().encode())
+    assert status == 500 and body["error"]["code"] == "internal"
+    assert node.runtime.fatal.is_set()
+    assert isinstance(node.runtime.fatal_error, AssertionError)
+    status, body = await node.call("GET", "/readyz", "/readyz")
+    assert status == 503
