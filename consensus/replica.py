@@ -211,6 +211,7 @@ class Replica:
         self._new_view_resent: dict[int, tuple[int, int]] = {}  # replica -> (view, tick)
         self._future: list[tuple[int, int, Message]] = []
         self._peer_views: dict[int, int] = {}  # replica -> highest view seen in its votes
+        self._view_change_sent_tick = 0
         # own signed messages: (phase, view, height) -> (block_hash, encoded message)
         self._own_votes: dict[tuple[int, int, int], tuple[bytes, bytes]] = {}
         self._wal_heights: dict[int, list[bytes]] = {}
@@ -982,17 +983,22 @@ class Replica:
             if self._timer_deadline is None:
                 self._timer_deadline = self.tick + self.params.view_change_timeout(
                     self.consecutive_view_changes)
-            elif self.tick >= self._timer_deadline:
+            if self.tick >= self._timer_deadline:
                 if self._view_change_count(self.view) >= self.quorum:
                     # 2f+1 replicas moved but the new primary did not deliver: next view.
                     self._start_view_change(self.view + 1)
-                else:
-                    # Too few replicas moved: do not escalate alone, re-send and keep waiting.
-                    own = self._view_changes.get(self.id)
-                    if own is not None and own.new_view == self.view:
-                        self._broadcast(encode_message(own))
-                    self._timer_deadline = self.tick + self.params.view_change_timeout(
-                        self.consecutive_view_changes)
+                    return
+                # Too few replicas moved: do not escalate alone; keep waiting.
+                self._timer_deadline = self.tick + self.params.view_change_timeout(
+                    self.consecutive_view_changes)
+            if self.tick - self._view_change_sent_tick >= self.params.view_change_timeout_ticks:
+                # Re-send our VIEW-CHANGE every base timeout: on a lossy network the new
+                # primary, or the replicas that should join, may not have it.
+                own = self._view_changes.get(self.id)
+                if own is not None and own.new_view == self.view:
+                    self._view_change_sent_tick = self.tick
+                    self._count("view_changes_resent")
+                    self._broadcast(encode_message(own))
             return
         if not self._has_pending_work():
             self._timer_deadline = None
@@ -1020,6 +1026,7 @@ class Replica:
         self._wal_put(wal.view_change_key(new_view), encode_message(own), view=new_view)
         self._view_changes[self.id] = own
         self._broadcast(encode_message(own))
+        self._view_change_sent_tick = self.tick
         self._maybe_send_new_view()
 
     def _forget_view_state(self) -> None:
