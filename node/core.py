@@ -407,7 +407,10 @@ class NodeCore:
                                               skip=replica.is_inflight)
         if due:
             self._count("reforwarded_txs", len(due))
-            self._send.append((replica.primary, encode_message(TxForward(self.id, tuple(due)))))
+            # To every replica, as a PBFT client retransmits: if the primary is dead, the
+            # others then wait on these transactions too, time out together and change view
+            # (one replica timing out alone cannot, it takes f + 1).
+            self._send.append((BROADCAST, encode_message(TxForward(self.id, tuple(due)))))
 
     def _offer_proposals(self) -> None:
         """Give the primary the oldest waiting transactions while it wants to propose."""
