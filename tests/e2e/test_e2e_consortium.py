@@ -283,3 +283,21 @@ def test_killed_primary_triggers_a_view_change(net: Net) -> None:
     tx = kv_tx(net.chain_id, "after-view-change", b"ok")
     status, body = submit(net, leader, tx, wait=True)
     assert status == 200, body
+
+
+def test_one_transaction_to_one_node_commits_after_the_primary_dies(net: Net) -> None:
+    # No load: a single client sends a single transaction to a single surviving node. That
+    # node re-forwards it to every replica, so all survivors wait on it and change view.
+    leader = primary(net, 0)
+    view_before = net.status(leader)["view"]
+    others = [index for index in range(4) if index != leader]
+    net.wait_until(lambda: settled(net, range(4)), "a quiet chain")
+    net.kill9(leader)
+    tx = kv_tx(net.chain_id, "lonely", b"1")
+    status, body = submit(net, others[-1], tx)
+    assert status == 202, body
+    net.wait_until(lambda: committed_everywhere(net, tx, others), "the lonely tx committed")
+    assert all(net.status(index)["view"] > view_before for index in others)
+    net.start(leader)
+    net.wait_ready([leader])
+    net.wait_until(lambda: committed_everywhere(net, tx, [leader]), "old primary caught up")
