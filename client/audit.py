@@ -675,5 +675,13 @@ def open_home_source(home: str | Path) -> tuple[Any, StoreSource]:
     data_dir = config.paths.data_dir
     if not Path(data_dir).exists():
         raise AuditError("no_store", f"{data_dir} does not exist (has the node ever started?)")
-    store = LevelDBStore(data_dir)
+    from node.storage import StoreError
+
+    try:
+        store = LevelDBStore(data_dir, create_if_missing=False)
+    except StoreError as exc:
+        if exc.code == "locked":
+            raise AuditError("store_in_use", f"{data_dir} is in use: stop the node (huzhu "
+                             "consortium down) or audit a copy, or audit it with --node URL") from None
+        raise
     return genesis, StoreSource(store, name=str(home))

@@ -38,8 +38,18 @@ KEY_ENV = "HUZHU_KEY"
 NET_ENV = "HUZHU_NET"
 DEFAULT_NET_DIRS = ("testnet", "net")  # where `huzhu testnet` usually writes, relative to cwd
 
-stdout_console = Console(highlight=False, soft_wrap=True)
-stderr_console = Console(stderr=True, highlight=False, soft_wrap=True)
+MIN_PIPE_WIDTH = 120  # output that goes to a file or pipe is not wrapped at 80 columns
+
+
+def _console(stderr: bool = False) -> Console:
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal and console.width < MIN_PIPE_WIDTH:
+        console = Console(stderr=stderr, highlight=False, soft_wrap=True, width=MIN_PIPE_WIDTH)
+    return console
+
+
+stdout_console = _console()
+stderr_console = _console(stderr=True)
 
 
 class CommandFailed(Exception):

@@ -37,7 +37,6 @@ from client.cli_common import (
     print_mapping,
     print_rows,
     stdout_console,
-    to_jsonable,
 )
 from client.keys_cli import keys_group
 from client.txs import TxOutcome, TxSender
@@ -58,6 +57,7 @@ ROLES = ("registrar", "treasurer", "reviewer", "hospital")
 FEN_PER_YUAN = 100
 SALT_FILE_SUFFIX = ".jury.json"
 SALT_FILE_MODE = 0o600
+MAX_BATCH_ROWS_SHOWN = 8
 
 wait_option = click.option("--no-wait", "no_wait", is_flag=True,
                            help="Return once the node admitted the transaction.")
@@ -178,10 +178,8 @@ def finish(outcome: TxOutcome, as_json: bool, title: str, extra: dict | None = N
         rows["height"] = outcome.height
     if outcome.code is not None:
         rows["receipt"] = outcome.code
-    for name, value in (outcome.result or {}).items():
-        rows[name] = value
-    for name, value in (extra or {}).items():
-        rows[name] = value
+    for name, value in list((outcome.result or {}).items()) + list((extra or {}).items()):
+        rows[name if name not in rows else f"result {name}"] = value
     print_mapping(title, rows)
 
 
@@ -193,9 +191,19 @@ def finish_many(outcomes: Sequence[TxOutcome], as_json: bool, title: str,
                                      for o, label in zip(outcomes, labels)],
                     "failed": len(failed)})
     else:
-        print_rows(title, (label_name, "tx", "height", "receipt", "result"),
-                   [(label, o.tx_id.hex()[:16] + "…", o.height, o.code or o.status,
-                     o.result) for o, label in zip(outcomes, labels)])
+        rows = [(label, o.tx_id.hex()[:16] + "…", o.height, o.code or o.status)
+                for o, label in zip(outcomes, labels)]
+        if len(rows) > MAX_BATCH_ROWS_SHOWN:
+            # A long batch shows its failures and its first rows; the rest are summed up.
+            shown = [row for row, o in zip(rows, outcomes) if o in failed][:MAX_BATCH_ROWS_SHOWN]
+            shown = shown or rows[:MAX_BATCH_ROWS_SHOWN]
+            rows = shown + [(f"… {len(rows) - len(shown)} more", "", "", "")]
+        print_rows(title, (label_name, "tx", "height", "receipt"), rows)
+        heights = sorted({o.height for o in outcomes if o.height is not None})
+        if heights:
+            stdout_console.print(f"{len(outcomes) - len(failed)} of {len(outcomes)} ok, "
+                                 f"committed at height {heights[0]}"
+                                 + (f"–{heights[-1]}" if len(heights) > 1 else ""))
     if failed:
         fail(f"{len(failed)} of {len(outcomes)} transactions failed; first: "
              f"{failed[0].failure_message()}")
@@ -503,6 +511,9 @@ def claim_submit(condition: str, diagnosed: str, amount: str, evidence_files: tu
             "amount_fen": parse_amount_fen(amount), "evidence_root": root}
     outcome = sender(node, key).send("claim.submit", body, wait=not no_wait)
     finish(outcome, as_json, "claim submitted", {"evidence_root": root.hex()})
+    if not as_json and outcome.result.get("status") == "closed":
+        stdout_console.print("the diagnosis falls in the waiting period: the claim is not "
+                             "covered and the membership has ended")
 
 
 @claim_group.command("review")
@@ -798,11 +809,10 @@ def gov_approve(proposal_id: int, node: str | None, key: str | None, no_wait: bo
 @handle_errors
 def gov_show(proposal_id: int, node: str | None, as_json: bool) -> None:
     """Show a proposal: its action, approvals and status."""
-    from ledger import codec
-
-    key = b"v/" + proposal_id.to_bytes(8, "big")  # contracts.layout.proposal_key
-    value = query_value(make_client(node), f"state/{key.hex()}")
-    proposal = to_jsonable(codec.decode(bytes.fromhex(value["value"])))
+    proposal = query_value(make_client(node), f"proposal/{proposal_id}")
+    if not as_json:
+        for name in ("created_ms", "expires_ms", "closed_ms"):
+            proposal[name] = format_time_ms(proposal.get(name))
     output(proposal, as_json, f"proposal {proposal_id}")
 
 
