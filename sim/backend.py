@@ -73,9 +73,10 @@ class Backend(Protocol):
     name: str
 
     def make_genesis(self, chain_id: str, validator_keys: Sequence[KeyPair],
-                     genesis_time_ms: int, app: str, client_keys: Sequence[KeyPair]) -> Any:
+                     genesis_time_ms: int, app: str, client_keys: Sequence[KeyPair],
+                     consensus: dict[str, int]) -> Any:
         """The chain's genesis; ``client_keys`` are the workload's signers (the plan app
-        gives them the registrar and treasurer roles)."""
+        gives them the registrar and treasurer roles); ``consensus`` overrides parameters."""
         ...
 
     def genesis_hash(self, genesis: Any) -> bytes: ...
@@ -94,14 +95,21 @@ class Backend(Protocol):
         """A forged variant of ``data`` (see ``sim.protocol.forge``), None if unsigned."""
         ...
 
+    def conflicting_proposal(self, data: bytes, rng: random.Random, key: KeyPair,
+                             chain_id: str) -> bytes | None:
+        """If ``data`` is a proposal signed by ``key``'s replica, another valid proposal for
+        the same slot, signed by ``key`` (see ``sim.protocol.conflicting_proposal``)."""
+        ...
+
     def make_tx(self, genesis: Any, client: KeyPair, nonce: int, rng: random.Random) -> bytes | None:
         """A signed transaction for the workload; None when the app has none to offer."""
         ...
 
     def tx_id(self, raw: bytes) -> bytes: ...
 
-    def state_root(self, core: Core, store: Any, height: int) -> bytes | None:
-        """The state root a node holds after executing ``height`` (None if not known)."""
+    def state_root(self, core: Core, store: Any, commit: Any) -> bytes | None:
+        """The state root a node holds after executing the block of ``commit`` (an entry of
+        ``Output.committed``), None if not known."""
         ...
 
     def workload_app(self, requested: str) -> str: ...

@@ -7,10 +7,12 @@ Two kinds of faults:
   window (loss, duplication, reordering, replays), extra delays on some links, a clock skew.
 - ``Behaviour``: what a Byzantine replica does to its own traffic, as a wrapper around an
   honest NodeCore's output -- withhold it (silent), corrupt it, forge signatures on it,
-  replay old messages. Equivocation needs conflicting *properly signed* messages, so it is not
-  a wrapper: the simulation runs two twins of the replica (same key, separate stores, slightly
-  different clocks), each talking to one half of the honest replicas (the Twins technique,
-  Bano et al. 2020).
+  replay old messages, or equivocate: as primary, send each proposal to one half of the
+  replicas and a conflicting, properly signed proposal for the same height to the other half.
+- ``twins``: the strongest equivocator is not a wrapper. The simulation runs two twins of the
+  replica (same key, separate stores, slightly different clocks), each talking to one half of
+  the honest replicas and voting there as if the other half did not exist (the Twins
+  technique, Bano et al. 2020). With f+1 twinned replicas, safety must break.
 
 Every behaviour draws from its own stream (``fault/<behaviour>/<replica>``), so switching one
 on never changes the network's or the workload's draws.
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-BYZANTINE_BEHAVIOURS = ("silent", "equivocate", "forge", "corrupt", "replay")
+BYZANTINE_BEHAVIOURS = ("silent", "equivocate", "twins", "forge", "corrupt", "replay")
 EVENT_KINDS = ("crash", "restart", "partition", "heal", "network", "delay", "skew")
 
 REPLAY_BUFFER_MESSAGES = 512  # old messages a replaying node keeps to send again
@@ -61,7 +63,7 @@ class FaultEvent:
 @dataclass(frozen=True, slots=True)
 class ByzantineRole:
     """Replica ``node`` behaves as ``behaviours`` from ``from_ms`` until ``until_ms`` (None: to
-    the end). Equivocation lasts the whole run (the twins exist from the start)."""
+    the end). ``twins`` lasts the whole run (the twins exist from the start)."""
 
     node: int
     behaviours: tuple[str, ...]
@@ -95,6 +97,8 @@ class BehaviourContext:
     rng: random.Random
     forge_message: Callable[[bytes, random.Random], bytes | None]
     rate: float
+    # a conflicting, validly signed variant of one of the replica's own proposals, or None
+    conflicting_proposal: Callable[[bytes, random.Random], bytes | None] | None = None
 
 
 class Behaviour:
@@ -151,6 +155,26 @@ class Forge(Behaviour):
         return [(destination, data, ""), (destination, forged, "forged")]
 
 
+class Equivocate(Behaviour):
+    """As primary, sends each proposal to the lower half of the other replicas and a
+    conflicting proposal for the same (view, height) -- same parent, different block, signed
+    with the replica's own key -- to the upper half."""
+
+    name = "equivocate"
+
+    def outgoing(self, ctx: BehaviourContext, destination: int | None, data: bytes) -> list[Send]:
+        if ctx.conflicting_proposal is None:
+            return [(destination, data, "")]
+        other = ctx.conflicting_proposal(data, ctx.rng)
+        if other is None:
+            return [(destination, data, "")]
+        others = [r for r in range(ctx.replica_count) if r != ctx.replica]
+        first_half = frozenset(others[: (len(others) + 1) // 2])
+        targets = others if destination is None else [destination]
+        return [(target, data, "") if target in first_half else (target, other, "equivocated")
+                for target in targets]
+
+
 class Replay(Behaviour):
     """Keeps old messages (its own and those it received) and sends them again later, to
     anyone, from old views and heights."""
@@ -181,6 +205,7 @@ class Replay(Behaviour):
 
 _WRAPPERS: dict[str, type[Behaviour]] = {
     "silent": Silent,
+    "equivocate": Equivocate,
     "corrupt": Corrupt,
     "forge": Forge,
     "replay": Replay,
@@ -188,7 +213,7 @@ _WRAPPERS: dict[str, type[Behaviour]] = {
 
 
 def make_behaviours(names: tuple[str, ...]) -> list[Behaviour]:
-    """Output wrappers for ``names`` in a fixed order (equivocation is handled by twins)."""
+    """Output wrappers for ``names`` in a fixed order (``twins`` is not a wrapper)."""
     return [_WRAPPERS[name]() for name in BYZANTINE_BEHAVIOURS if name in names and name in _WRAPPERS]
 
 

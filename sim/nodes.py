@@ -20,11 +20,13 @@ from consensus.signer import Ed25519Signer
 from ledger import keys
 from ledger.hashing import sha256
 from ledger.keys import KeyPair
+from ledger.errors import InvalidGenesis
 from ledger.types import TX_DOMAIN, Transaction
 from node.genesis import Genesis
 from node.storage.memory import MemoryStore
 from sim import protocol
 from sim.backend import CryptoMeter, MessageInfo
+from sim.scenarios import ScenarioError
 
 YEAR_MS = 31_556_952_000
 MEMBER_AGE_YEARS = 35
@@ -86,7 +88,8 @@ class NodeBackend:
         return requested
 
     def make_genesis(self, chain_id: str, validator_keys: Sequence[KeyPair], genesis_time_ms: int,
-                     app: str, client_keys: Sequence[KeyPair]) -> Genesis:
+                     app: str, client_keys: Sequence[KeyPair],
+                     consensus: dict[str, int]) -> Genesis:
         public_keys = [key.public_key for key in validator_keys]
         if app == "plan":
             from contracts.genesis import default_app_genesis
@@ -98,7 +101,11 @@ class NodeBackend:
                 genesis_time_ms=genesis_time_ms)
         else:
             app_section = {"name": "kv"}
-        return Genesis.build(chain_id, public_keys, genesis_time_ms, app=app_section)
+        try:
+            return Genesis.build(chain_id, public_keys, genesis_time_ms, app=app_section,
+                                 consensus=consensus)
+        except InvalidGenesis as exc:
+            raise ScenarioError(f"consensus parameters: {exc.message}") from None
 
     def genesis_hash(self, genesis: Genesis) -> bytes:
         return genesis.genesis_hash
@@ -111,13 +118,11 @@ class NodeBackend:
 
     def make_core(self, genesis: Genesis, replica_id: int, key: KeyPair, store: MemoryStore,
                   meter: CryptoMeter) -> Any:
-        from node.apps import make_application
         from node.core import NodeCore, NodeParams
 
         self._table = meter.table
         signer = SimSigner(genesis.chain_id, key, genesis.validator_keys, meter)
-        app = make_application(genesis, store)
-        return NodeCore(genesis, replica_id, key, store, app, NodeParams(), signer=signer)
+        return NodeCore(genesis, replica_id, key, store, None, NodeParams(), signer=signer)
 
     # --- protocol knowledge -----------------------------------------------------------------
 
@@ -128,11 +133,12 @@ class NodeBackend:
               chain_id: str) -> bytes | None:
         return protocol.forge(data, rng, forger, replica_count, chain_id)
 
-    def state_root(self, core: Any, store: MemoryStore, height: int) -> bytes | None:
-        status = core.status()
-        if status.get("height") == height and isinstance(status.get("app_hash"), str):
-            return bytes.fromhex(status["app_hash"])
-        return None
+    def conflicting_proposal(self, data: bytes, rng: random.Random, key: KeyPair,
+                             chain_id: str) -> bytes | None:
+        return protocol.conflicting_proposal(data, rng, key, chain_id)
+
+    def state_root(self, core: Any, store: MemoryStore, commit: Any) -> bytes | None:
+        return commit.app_hash  # NodeCore reports the state root after each committed block
 
     # --- workload ---------------------------------------------------------------------------
 

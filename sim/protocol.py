@@ -4,7 +4,9 @@
 carries (one slot per (kind, view, height) that an honest replica may sign only once).
 ``forge`` builds the messages a forger sends: well-formed, but with a signature that is not
 the claimed replica's -- impersonating another replica, a random signature, or changed
-contents under the original signature.
+contents under the original signature. ``conflicting_proposal`` builds what an equivocating
+primary sends to half of the replicas: a different block for the same (view, height), on
+the same parent, validly signed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import replace
 from consensus import messages as m
 from ledger.hashing import sha256
 from ledger.keys import KeyPair, SIGNATURE_BYTES
+from ledger.types import Block, tx_root
 from sim.backend import MessageInfo, Vote
 
 # The slots an honest replica signs at most once. A view change is left out: a replica may
@@ -83,3 +86,24 @@ def forge(data: bytes, rng: random.Random, forger: KeyPair, replica_count: int,
     if isinstance(message, m.PrePrepare):
         return m.encode_message(replace(message, height=message.height + 1))
     return m.encode_message(replace(message, new_view=message.new_view + 1))
+
+
+def conflicting_proposal(data: bytes, rng: random.Random, key: KeyPair,
+                         chain_id: str) -> bytes | None:
+    """Another pre-prepare for the same (view, height) as ``data`` and the same parent:
+    without its transactions (when it has some) or with a timestamp one ms later, signed by
+    ``key``. None unless ``data`` is a pre-prepare."""
+    try:
+        message = m.decode_message(data)
+    except Exception:
+        return None
+    if not isinstance(message, m.PrePrepare):
+        return None
+    header = message.block.header
+    if message.block.txs and rng.random() < 0.5:
+        block = Block(replace(header, tx_root=tx_root([]), tx_count=0), ())
+    else:
+        block = Block(replace(header, timestamp_ms=header.timestamp_ms + 1), message.block.txs)
+    payload = m.preprepare_payload(message.view, message.height, block.block_hash)
+    signature = key.sign(m.PREPREPARE_DOMAIN, chain_id, payload)
+    return m.encode_message(replace(message, block=block, signature=signature))

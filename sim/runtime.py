@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 US_PER_MS = 1000
@@ -26,12 +25,9 @@ def us_to_ms(us: int) -> int:
     return us // US_PER_MS
 
 
-@dataclass(order=True, slots=True)
-class _Entry:
-    time_us: int
-    sequence: int
-    action: Callable[[], Any] = field(compare=False)
-    cancelled: bool = field(default=False, compare=False)
+# A heap entry is [time_us, sequence, action]: lists compare element-wise in C, and the
+# unique sequence number means actions are never compared. Cancelling sets the action to None.
+_TIME, _SEQUENCE, _ACTION = 0, 1, 2
 
 
 class EventHandle:
@@ -39,22 +35,22 @@ class EventHandle:
 
     __slots__ = ("_entry",)
 
-    def __init__(self, entry: _Entry) -> None:
+    def __init__(self, entry: list) -> None:
         self._entry = entry
 
     def cancel(self) -> None:
-        self._entry.cancelled = True
+        self._entry[_ACTION] = None
 
     @property
     def time_us(self) -> int:
-        return self._entry.time_us
+        return self._entry[_TIME]
 
 
 class EventLoop:
     """Runs callbacks in virtual-time order."""
 
     def __init__(self) -> None:
-        self._heap: list[_Entry] = []
+        self._heap: list[list] = []
         self._sequence = 0
         self.now_us = 0
         self.events_run = 0
@@ -66,7 +62,7 @@ class EventLoop:
     def schedule_at(self, time_us: int, action: Callable[[], Any]) -> EventHandle:
         assert time_us >= self.now_us, f"event scheduled in the past: {time_us} < {self.now_us}"
         assert len(self._heap) < MAX_PENDING_EVENTS, "event heap overflow"
-        entry = _Entry(time_us, self._sequence, action)
+        entry = [time_us, self._sequence, action]
         self._sequence += 1
         heapq.heappush(self._heap, entry)
         return EventHandle(entry)
@@ -79,19 +75,19 @@ class EventLoop:
         return len(self._heap)
 
     def next_time_us(self) -> int | None:
-        while self._heap and self._heap[0].cancelled:
+        while self._heap and self._heap[0][_ACTION] is None:
             heapq.heappop(self._heap)
-        return self._heap[0].time_us if self._heap else None
+        return self._heap[0][_TIME] if self._heap else None
 
     def step(self) -> bool:
         """Run the next event; False when none is left."""
         while self._heap:
-            entry = heapq.heappop(self._heap)
-            if entry.cancelled:
+            time_us, _, action = heapq.heappop(self._heap)
+            if action is None:
                 continue
-            self.now_us = entry.time_us
+            self.now_us = time_us
             self.events_run += 1
-            entry.action()
+            action()
             return True
         return False
 

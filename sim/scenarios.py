@@ -23,7 +23,11 @@ from sim.network import NetworkProfile, named_profile
 
 DEFAULT_NODES = 4
 DEFAULT_DURATION_MS = 10_000
-DEFAULT_TICK_MS = 50
+DEFAULT_TICK_MS = 20
+# The simulated consortium's view-change timeout: shorter than a production default so that a
+# run of a few virtual seconds sees faults detected and healed.
+DEFAULT_VIEW_CHANGE_TIMEOUT_MS = 1_000
+DEFAULT_MAX_VIEW_CHANGE_TIMEOUT_MS = 16_000
 DEFAULT_GRACE_MS = 3_000
 DEFAULT_MAX_CLOCK_SKEW_MS = 20
 MAX_NODES = 1024
@@ -69,10 +73,23 @@ class Scenario:
     workload: WorkloadSpec = field(default_factory=WorkloadSpec)
     byzantine: tuple[ByzantineRole, ...] = ()
     events: tuple[FaultEvent, ...] = ()
-    # the two audiences of equivocating twins; None: honest replicas split in two by id
+    # the two audiences of twinned replicas; None: honest replicas split in two by id
     twin_sides: tuple[tuple[int, ...], tuple[int, ...]] | None = None
     # a scenario built to break safety (more than f colluders); the checker must fire
     expect_violation: bool = False
+    # overrides of the genesis consensus section (consensus.params.ConsensusParams fields)
+    consensus: tuple[tuple[str, int], ...] = ()
+
+    def consensus_params(self) -> dict[str, int]:
+        """The genesis consensus section of the run: ticks of ``tick_ms``, the simulation's
+        timeouts, then the scenario's own overrides."""
+        params = {
+            "tick_ms": self.tick_ms,
+            "view_change_timeout_ticks": max(1, DEFAULT_VIEW_CHANGE_TIMEOUT_MS // self.tick_ms),
+            "max_view_change_timeout_ticks": max(1, DEFAULT_MAX_VIEW_CHANGE_TIMEOUT_MS // self.tick_ms),
+        }
+        params.update(dict(self.consensus))
+        return params
 
     def faulty_nodes(self) -> tuple[int, ...]:
         """Replicas that are Byzantine or crash at some point, ascending."""
@@ -155,6 +172,8 @@ class Scenario:
             plain["twin_sides"] = [list(side) for side in self.twin_sides]
         if self.expect_violation:
             plain["expect_violation"] = True
+        if self.consensus:
+            plain["consensus"] = dict(self.consensus)
         return plain
 
 
@@ -235,14 +254,14 @@ BUILTIN: dict[str, Callable[[int, int], Scenario]] = {
 
 
 def colluding_equivocators(nodes: int, duration_ms: int) -> Scenario:
-    """f + 1 twins-equivocators: more than PBFT tolerates, so safety *should* break; used to
+    """f + 1 twinned replicas: more than PBFT tolerates, so safety *should* break; used to
     show the safety checker is not vacuous."""
     f = max_faulty(nodes)
     return Scenario(
         "colluding-equivocators",
         f"{f + 1} colluding equivocators (f={f}): beyond the fault bound",
         network=named_profile("lan"),
-        byzantine=tuple(ByzantineRole(node, ("equivocate",)) for node in range(f + 1)),
+        byzantine=tuple(ByzantineRole(node, ("twins",)) for node in range(f + 1)),
         expect_violation=True)
 
 
@@ -258,7 +277,7 @@ def builtin(name: str, nodes: int, duration_ms: int) -> Scenario:
 
 _TOP_FIELDS = {"name", "description", "nodes", "duration_ms", "network", "tick_ms",
                "max_clock_skew_ms", "grace_ms", "workload", "byzantine", "events", "twin_sides",
-               "expect_violation", "base"}
+               "expect_violation", "base", "consensus"}
 _EVENT_FIELDS = {"at_ms", "kind", "nodes", "node", "until_ms"}
 _EVENT_PARAMS = {
     "crash": set(), "restart": set(), "heal": set(),
@@ -411,6 +430,12 @@ def scenario_from_plain(plain: Any, nodes: int = DEFAULT_NODES,
         changes["twin_sides"] = (_node_list(sides[0], "twin_sides"), _node_list(sides[1], "twin_sides"))
     if "expect_violation" in plain:
         changes["expect_violation"] = bool(plain["expect_violation"])
+    if "consensus" in plain:
+        section = plain["consensus"]
+        if not isinstance(section, dict):
+            raise ScenarioError("consensus is a mapping of consensus parameters")
+        changes["consensus"] = base.consensus + tuple(
+            (str(key), _int(section[key], f"consensus {key}", 0, 2**40)) for key in sorted(section))
     return replace(base, **changes)
 
 

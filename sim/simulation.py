@@ -6,8 +6,8 @@ order, and nothing is iterated in an order that could vary. Wall time is measure
 report and never enters the trace.
 
 Each replica is an *endpoint*: a core over its own store, ticking every ``tick_ms`` with its
-clock skew added to the time it is told. An equivocating replica is two endpoints (twins) with
-the same key and separate stores, each reaching one half of the honest replicas. Messages go
+clock skew added to the time it is told. A twinned replica is two endpoints (twins) with the
+same key and separate stores, each reaching one half of the honest replicas. Messages go
 endpoint to endpoint through ``sim.network``; a delivered message costs the receiver virtual
 CPU time for the signatures it checks (``CryptoCost``), and a busy receiver queues it.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +36,8 @@ from sim.workload import Workload
 CHAIN_ID = "huzhu-sim"
 GENESIS_TIME_MS = 1_700_000_000_000
 TWIN_CLOCK_OFFSET_MS = 7  # twins' clocks differ, so their proposals differ
-VOTE_KINDS = ("pre_prepare", "prepare", "commit", "checkpoint", "view_change", "new_view")
+VOTE_KINDS = ("pre_prepare", "prepare", "commit", "checkpoint")
+MAX_INBOX_MESSAGES = 100_000  # a node this far behind drops what arrives (counted, traced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,7 @@ class SimOptions:
 
 @dataclass(slots=True)
 class Endpoint:
-    """One running instance of a replica (two for an equivocating replica's twins)."""
+    """One running instance of a replica (two for a twinned replica)."""
 
     eid: int
     replica: int
@@ -65,6 +67,8 @@ class Endpoint:
     behaviour_ctx: BehaviourContext | None = None
     tick_phase_us: int = 0
     view: int = 0
+    inbox: deque = field(default_factory=deque)  # messages waiting for a busy CPU
+    drain_scheduled: bool = False
     epoch: int = 0  # bumped at each crash so stale tick chains stop
 
     @property
@@ -159,7 +163,7 @@ class Simulation:
         self.workload = Workload(self, scenario.workload, self.streams.stream("workload"))
         self.genesis = backend.make_genesis(
             CHAIN_ID, self.keys, GENESIS_TIME_MS, backend.workload_app(scenario.workload.app),
-            [client.key for client in self.workload.clients])
+            [client.key for client in self.workload.clients], scenario.consensus_params())
         self._build_endpoints()
 
     # --- setup ----------------------------------------------------------------------------
@@ -181,7 +185,7 @@ class Simulation:
             role = roles.get(replica)
             skew = skew_rng.randint(-max_skew, max_skew) if max_skew else 0
             phase = phase_rng.randrange(tick_us)
-            twins = role is not None and "equivocate" in role.behaviours
+            twins = role is not None and "twins" in role.behaviours
             instances = [(0, sides[0]), (1, sides[1])] if twins else [(None, None)]
             for side, audience in instances:
                 endpoint = Endpoint(
@@ -196,7 +200,8 @@ class Simulation:
                         stream = self.streams.stream(
                             f"fault/{'+'.join(role.behaviours)}/{replica}/{side}")
                         endpoint.behaviour_ctx = BehaviourContext(
-                            replica, self.n, stream, self._forger(endpoint), role.rate)
+                            replica, self.n, stream, self._forger(endpoint), role.rate,
+                            self._equivocator(endpoint))
                 self.endpoints.append(endpoint)
                 self.by_replica.setdefault(replica, []).append(endpoint)
 
@@ -207,6 +212,11 @@ class Simulation:
         def forge(data: bytes, rng) -> bytes | None:
             return self.backend.forge(data, rng, forger_key, self.n, CHAIN_ID)
         return forge
+
+    def _equivocator(self, endpoint: Endpoint) -> Callable:
+        def conflicting(data: bytes, rng) -> bytes | None:
+            return self.backend.conflicting_proposal(data, rng, endpoint.key, CHAIN_ID)
+        return conflicting
 
     # --- running --------------------------------------------------------------------------
 
@@ -300,11 +310,16 @@ class Simulation:
         self.loop.schedule_in(ms_to_us(self.scenario.tick_ms), lambda: self._tick(endpoint, epoch))
 
     def crash(self, replica: int) -> None:
+        self.trace.record(self.loop.now_us, "crash", node=replica)
         for endpoint in self.by_replica[replica]:
             if endpoint.running:
                 endpoint.core = None
                 endpoint.epoch += 1
-        self.trace.record(self.loop.now_us, "crash", node=replica)
+                endpoint.drain_scheduled = False
+                while endpoint.inbox:  # what was queued in the process dies with it
+                    sender, _, data, _, info, digest = endpoint.inbox.popleft()
+                    self.messages_dropped += 1
+                    self._trace_message("drop", sender, endpoint, data, info, digest, "down")
 
     def restart(self, replica: int) -> None:
         for endpoint in self.by_replica[replica]:
@@ -365,7 +380,7 @@ class Simulation:
     def _transmit(self, sender: Endpoint, destination: int | None, data: bytes, note: str,
                   send_at_us: int) -> None:
         info, digest = self._describe(data)
-        if sender.replica in self.honest and info.votes:
+        if info.votes and sender.side is None:
             for vote in info.votes:
                 if vote.replica != sender.replica:
                     continue  # relayed votes (in view changes) are someone else's signature
@@ -416,6 +431,7 @@ class Simulation:
 
     def _deliver(self, sender: Endpoint, target: Endpoint, data: bytes, note: str,
                  info: MessageInfo, digest: str) -> None:
+        """A copy arrives at ``target``: processed now, or queued while its CPU is busy."""
         if self._halted:
             return
         if not target.running:
@@ -426,12 +442,38 @@ class Simulation:
             self.messages_dropped += 1
             self._trace_message("drop", sender, target, data, info, digest, "partition")
             return
-        if target.cpu_free_us > self.loop.now_us:
+        if target.cpu_free_us > self.loop.now_us or target.inbox:
             # the receiver is still busy checking signatures: the message waits in its queue
-            epoch = target.epoch
-            self.loop.schedule_at(target.cpu_free_us, lambda: self._deliver_if_same_epoch(
-                sender, target, data, note, info, digest, epoch))
+            if len(target.inbox) >= MAX_INBOX_MESSAGES:
+                self.messages_dropped += 1
+                self._trace_message("drop", sender, target, data, info, digest, "overload")
+                return
+            target.inbox.append((sender, target, data, note, info, digest))
+            self._schedule_drain(target)
             return
+        self._process(sender, target, data, note, info, digest)
+
+    def _schedule_drain(self, target: Endpoint) -> None:
+        if target.drain_scheduled:
+            return
+        target.drain_scheduled = True
+        epoch = target.epoch
+        self.loop.schedule_at(max(target.cpu_free_us, self.loop.now_us),
+                              lambda: self._drain(target, epoch))
+
+    def _drain(self, target: Endpoint, epoch: int) -> None:
+        target.drain_scheduled = False
+        if target.epoch != epoch or self._halted:
+            return
+        while target.inbox and target.cpu_free_us <= self.loop.now_us and not self._halted:
+            self._process(*target.inbox.popleft())
+            if not target.running:
+                return
+        if target.inbox:
+            self._schedule_drain(target)
+
+    def _process(self, sender: Endpoint, target: Endpoint, data: bytes, note: str,
+                 info: MessageInfo, digest: str) -> None:
         self.messages_delivered += 1
         self._trace_message("deliver", sender, target, data, info, digest, note)
         if target.behaviours is not None:
@@ -439,14 +481,6 @@ class Simulation:
                                          sender.replica, data)
         out = target.core.on_message(sender.replica, data)
         self._handle_output(target, out)
-
-    def _deliver_if_same_epoch(self, sender: Endpoint, target: Endpoint, data: bytes, note: str,
-                               info: MessageInfo, digest: str, epoch: int) -> None:
-        if target.epoch != epoch:
-            self.messages_dropped += 1
-            self._trace_message("drop", sender, target, data, info, digest, "down")
-            return
-        self._deliver(sender, target, data, note, info, digest)
 
     # --- commits and checks ---------------------------------------------------------------
 
@@ -459,7 +493,7 @@ class Simulation:
                                   "txs": len(tx_ids)}
         if endpoint.side is not None:
             fields["twin"] = endpoint.side
-        state_root = self.backend.state_root(endpoint.core, endpoint.store, height)
+        state_root = self.backend.state_root(endpoint.core, endpoint.store, commit)
         if state_root is not None:
             fields["state"] = state_root.hex()[:DIGEST_PREFIX_CHARS]
         self.trace.record(self.loop.now_us, "commit", **fields)

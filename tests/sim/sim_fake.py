@@ -140,7 +140,7 @@ class FakeBackend:
     def __init__(self) -> None:
         self.cores: list[FakeCore] = []
 
-    def make_genesis(self, chain_id, validator_keys, genesis_time_ms, app, client_keys):
+    def make_genesis(self, chain_id, validator_keys, genesis_time_ms, app, client_keys, consensus):
         return FakeGenesis(chain_id, [k.public_key for k in validator_keys], genesis_time_ms)
 
     def genesis_hash(self, genesis) -> bytes:
@@ -177,6 +177,14 @@ class FakeBackend:
         message["s"] = bytes(rng.randrange(256) for _ in range(64))
         return codec.encode(message)
 
+    def conflicting_proposal(self, data, rng, key, chain_id):
+        message = codec.decode(data)
+        if message.get("t") != "propose":
+            return None
+        payload = dict(message["p"], time=message["p"]["time"] + 1)
+        signature = key.sign(FAKE_DOMAIN, chain_id, payload)
+        return codec.encode({"p": payload, "s": signature, "t": "propose"})
+
     def make_tx(self, genesis, client: KeyPair, nonce: int, rng: random.Random) -> bytes | None:
         return codec.encode({"nonce": nonce, "sender": client.public_key,
                              "value": rng.randrange(1 << 30)})
@@ -184,8 +192,8 @@ class FakeBackend:
     def tx_id(self, raw: bytes) -> bytes:
         return sha256(raw)
 
-    def state_root(self, core, store, height: int) -> bytes | None:
-        return store.get_state(b"block/" + height.to_bytes(8, "big"))
+    def state_root(self, core, store, commit) -> bytes | None:
+        return store.get_state(b"block/" + commit[0].to_bytes(8, "big"))
 
     def workload_app(self, requested: str) -> str:
         return "fake"

@@ -98,17 +98,33 @@ def test_partition_drops_cross_traffic_and_heal_restores_progress():
     assert result.live and result.safe
 
 
-def test_twins_equivocation_forks_the_fake_and_the_checker_sees_it():
+TWINS = Scenario("twins", byzantine=(ByzantineRole(0, ("twins",)),))
+
+
+@pytest.mark.parametrize("scenario", [TWINS, builtin("equivocating-primary", 4, 6_000)],
+                         ids=["twins", "equivocate"])
+def test_equivocation_forks_the_fake_and_the_checker_sees_it(scenario):
     # the fake has no votes, so an equivocating leader splits the honest nodes: the checker
     # must notice, stop the run, and count it
-    result = run(builtin("equivocating-primary", 4, 6_000))
+    result = run(scenario)
     assert result.safety_violations >= 1
     assert not result.safe
     assert result.violations[0]["kind"] in ("conflicting_commit", "conflicting_state")
 
 
+def test_equivocating_wrapper_sends_the_conflicting_proposal_to_the_upper_half():
+    sim = Simulation(FakeBackend(), builtin("equivocating-primary", 4, 6_000), 4, 1, 6_000,
+                     SimOptions(keep_trace_lines=100_000, stop_on_violation=False))
+    sim.run()
+    proposals = [l for l in sim.trace.kept if l["kind"] == "deliver" and l["type"] == "propose"]
+    by_target = {}
+    for line in proposals:
+        by_target.setdefault(line["to"], set()).add(line.get("note", ""))
+    assert by_target == {1: {""}, 2: {""}, 3: {"equivocated"}}
+
+
 def test_twins_talk_to_their_own_half_only():
-    scenario = replace(builtin("equivocating-primary", 4, 6_000), twin_sides=((1, 2), (3,)))
+    scenario = replace(TWINS, twin_sides=((1, 2), (3,)))
     sim = Simulation(FakeBackend(), scenario, 4, 1, 6_000,
                      SimOptions(keep_trace_lines=100_000, stop_on_violation=False))
     sim.run()
