@@ -41,9 +41,12 @@ class Receive:
 @dataclass(frozen=True, slots=True)
 class Propose:
     """Transactions available for the next block, oldest first (only the primary uses them;
-    see ``Replica.wants_proposal``)."""
+    see ``Replica.wants_proposal``). The node may pass each one's id and encoded size (it
+    has them from admission), sparing the replica from encoding them again."""
 
     txs: tuple[Transaction, ...]
+    tx_ids: tuple[bytes, ...] = ()
+    sizes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

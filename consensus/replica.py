@@ -105,6 +105,7 @@ from ledger.types import (
 
 MAX_BLOCKS_PER_SLOT = 8  # distinct blocks remembered at one height (one per view, normally)
 MAX_CERTIFICATE_CACHE = 1024  # verified certificates remembered to skip re-verification
+MAX_CACHED_BLOCKS = 256  # blocks whose transaction ids are remembered
 # Messages that are merely late or repeated: counted as "ignored.<reason>", not as dropped.
 _HARMLESS = frozenset({"stale", "duplicate", "old_view"})
 
@@ -225,6 +226,7 @@ class Replica:
         # caches
         self._verified_txs: dict[bytes, None] = {}
         self._verified_certificates: dict[Any, None] = {}
+        self._block_tx_ids: dict[bytes, tuple[tuple[bytes, ...], int]] = {}
         self.stats: dict[str, int] = {}
         # step outputs
         self._persist: list[tuple[bytes, bytes | None]] = []
@@ -490,23 +492,27 @@ class Replica:
         seen: set[bytes] = set()
         size_bytes = 0
         full = False
-        for tx in event.txs:
+        known = len(event.tx_ids) == len(event.sizes) == len(event.txs)
+        for position, tx in enumerate(event.txs):
             if len(chosen) >= self.params.max_block_txs:
-                full = True
                 break
             if tx.chain_id != self.chain_id:
                 continue
-            encoded = tx.encode()
-            tx_id = sha256(encoded)
+            if known:
+                tx_id, tx_bytes = event.tx_ids[position], event.sizes[position]
+            else:
+                encoded = tx.encode()
+                tx_id, tx_bytes = sha256(encoded), len(encoded)
             if tx_id in seen or tx_id in self._inflight:
                 continue
-            if size_bytes + len(encoded) > self.params.max_block_bytes:
+            if size_bytes + tx_bytes > self.params.max_block_bytes:
                 full = True
                 break
             seen.add(tx_id)
             chosen.append(tx)
             ids.append(tx_id)
-            size_bytes += len(encoded)
+            size_bytes += tx_bytes
+        full = full or len(chosen) >= self.params.max_block_txs
         needed = height <= self.last_nonempty_height + self.params.pipeline_depth
         if not chosen and not needed:
             self._batch_since_tick = None
@@ -517,9 +523,10 @@ class Replica:
             if self.tick - self._batch_since_tick < self.params.batch_delay_ticks:
                 return
         self._batch_since_tick = None
-        self._propose(height, chosen, ids)
+        self._propose(height, chosen, ids, size_bytes)
 
-    def _propose(self, height: int, txs: list[Transaction], ids: list[bytes]) -> None:
+    def _propose(self, height: int, txs: list[Transaction], ids: list[bytes],
+                 size_bytes: int) -> None:
         parent = self._parent_of(height)
         hashes = self._executed_hashes(height - self.params.pipeline_depth)
         assert parent is not None and hashes is not None and self.now_ms is not None
@@ -530,6 +537,7 @@ class Replica:
             tx_root=tx_root(ids), tx_count=len(txs), app_hash=hashes[0], results_hash=hashes[1])
         block = Block(header, tuple(txs))
         block_hash = block.block_hash
+        self._block_tx_ids[block_hash] = (tuple(ids), size_bytes)
         signature = b""
 
         def build() -> bytes:
@@ -588,7 +596,7 @@ class Replica:
             self._drop("bad_signature")
             return
         message.block.validate_structure()  # InvalidBlock -> dropped by _on_receive
-        if sum(len(tx.encode()) for tx in message.block.txs) > self.params.max_block_bytes:
+        if self._tx_ids_of(message.block, block_hash)[1] > self.params.max_block_bytes:
             self._drop("block_too_large")
             return
         self._try_accept(message, block_hash)
@@ -618,8 +626,7 @@ class Replica:
         if (header.app_hash, header.results_hash) != hashes:
             self._drop("bad_app_hash")
             return
-        for tx in block.txs:
-            tx_id = tx.tx_id
+        for tx, tx_id in zip(block.txs, self._tx_ids_of(block, block_hash)[0]):
             if tx_id in self._verified_txs:
                 continue
             if not self.signer.verify_transaction(tx):
@@ -639,10 +646,21 @@ class Replica:
         slot.block_hash = block_hash
         slot.preprepare_signature = signature
         self._last_accepted = max(self._last_accepted, slot.height)
-        for tx in block.txs:
-            self._inflight[tx.tx_id] = slot.height
+        for tx_id in self._tx_ids_of(block, block_hash)[0]:
+            self._inflight[tx_id] = slot.height
         if block.txs:
             self.last_nonempty_height = max(self.last_nonempty_height, slot.height)
+
+    def _tx_ids_of(self, block: Block, block_hash: bytes) -> tuple[tuple[bytes, ...], int]:
+        """The block's transaction ids and their total encoded size, computed once."""
+        known = self._block_tx_ids.get(block_hash)
+        if known is None:
+            encoded = [tx.encode() for tx in block.txs]
+            known = (tuple(sha256(data) for data in encoded), sum(len(data) for data in encoded))
+            self._block_tx_ids[block_hash] = known
+            if len(self._block_tx_ids) > MAX_CACHED_BLOCKS:
+                del self._block_tx_ids[next(iter(self._block_tx_ids))]
+        return known
 
     def _after_accept(self, height: int) -> None:
         self._check_prepared(height)
@@ -849,9 +867,10 @@ class Replica:
         self._certified_height = max(self._certified_height, height)
         if block.txs:
             self.last_nonempty_height = max(self.last_nonempty_height, height)
-        for tx in block.txs:
-            if self._inflight.get(tx.tx_id, height) <= height:
-                self._inflight.pop(tx.tx_id, None)
+        for tx_id in self._tx_ids_of(block, cert.block_hash)[0]:
+            if self._inflight.get(tx_id, height) <= height:
+                self._inflight.pop(tx_id, None)
+        self._block_tx_ids.pop(cert.block_hash, None)
         self._sync_buffer.pop(height, None)
         self._pending.pop(height, None)
         self._commit.append((block, cert))

@@ -122,6 +122,7 @@ class NodeCore:
         self.ticks = 0
         self.stats: dict[str, int] = {}
         self._last_primary = -1
+        self._idle_offer: tuple[int, ...] | None = None
         self._send: list[tuple[int | None, bytes]] = []
         self._committed: list[CommittedBlock] = []
 
@@ -417,13 +418,22 @@ class NodeCore:
         replica = self._replica
         params = self.consensus_params
         while replica.wants_proposal:
-            txs: tuple[Transaction, ...] = ()
+            # Nothing new since the last offer that produced no block: do not offer again.
+            situation = (self.ticks, len(self.mempool), replica.committed_height,
+                         replica.executed_height, replica.view)
+            if situation == self._idle_offer:
+                return
+            event = Propose(())
             if len(self.mempool) > replica.inflight_tx_count:
-                txs = self.mempool.select(params.max_block_txs, params.max_block_bytes,
-                                          skip=replica.is_inflight)
+                entries = self.mempool.select_entries(params.max_block_txs, params.max_block_bytes,
+                                                      skip=replica.is_inflight)
+                event = Propose(tuple(entry.tx for entry in entries),
+                                tuple(entry.tx_id for entry in entries),
+                                tuple(entry.size_bytes for entry in entries))
             before = replica.stats.get("proposed", 0)
-            self._step(Propose(txs))
+            self._step(event)
             if replica.stats.get("proposed", 0) == before:
+                self._idle_offer = situation
                 return  # waiting to fill the batch, or nothing to propose
 
 

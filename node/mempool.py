@@ -98,7 +98,11 @@ class Mempool:
     def select(self, max_txs: int, max_bytes: int,
                skip: Callable[[bytes], bool] | None = None) -> tuple[Transaction, ...]:
         """Oldest transactions first, up to the limits, leaving out those ``skip`` names."""
-        chosen = []
+        return tuple(entry.tx for entry in self.select_entries(max_txs, max_bytes, skip))
+
+    def select_entries(self, max_txs: int, max_bytes: int,
+                       skip: Callable[[bytes], bool] | None = None) -> list[Entry]:
+        chosen: list[Entry] = []
         size_bytes = 0
         for tx_id, entry in self._entries.items():
             if len(chosen) >= max_txs:
@@ -107,9 +111,9 @@ class Mempool:
                 continue
             if size_bytes + entry.size_bytes > max_bytes:
                 break
-            chosen.append(entry.tx)
+            chosen.append(entry)
             size_bytes += entry.size_bytes
-        return tuple(chosen)
+        return chosen
 
     def due_for_forwarding(self, tick: int, interval_ticks: int, max_txs: int,
                            skip: Callable[[bytes], bool] | None = None) -> list[Transaction]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from pbft_harness import Cluster, make_txs
+from pbft_harness import TEST_PARAMS, Cluster, make_txs
 
 from consensus.events import Propose, Receive, Tick
 
@@ -77,4 +77,13 @@ def test_chaos_sweep(seed):
     n = 7 if seed % 3 == 0 else 4
     cluster = chaos_run(seed, n=n, loss=0.05 + (seed % 4) * 0.05, chaos_ticks=600, heal_ticks=400)
     heights = cluster.heights()
-    assert max(heights) - min(heights) <= 1
+    top = max(heights)
+    assert top >= 100
+    # PBFT lets a replica that moved to a higher view alone sit there until others move;
+    # it keeps following the chain by certified block sync, a few blocks behind. At most f
+    # can be left like that (f+1 of them would pull everyone along).
+    behind = [index for index, height in enumerate(heights) if height < top - 1]
+    assert len(behind) <= (n - 1) // 3
+    for index in behind:
+        assert top - heights[index] <= TEST_PARAMS.checkpoint_interval
+        assert cluster.replica(index).view > cluster.replica(heights.index(top)).view
