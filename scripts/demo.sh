@@ -13,7 +13,8 @@
 # exit, verifies an evidence file, audits the chain, and prints a summary.
 #
 # Settings (environment): DEMO_DIR (default demo-net), DEMO_BASE_PORT (default 26650; the
-# nodes use the 8 ports from there), DEMO_TIME_SCALE, DEMO_MEMBERS (default 36).
+# nodes use the 8 ports from there), DEMO_TIME_SCALE, DEMO_MEMBERS (default 36),
+# DEMO_NO_INSTALL=1 (use .venv as it is; the tests set it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +22,7 @@ KEEP=0
 for arg in "$@"; do
     case "$arg" in
         --keep) KEEP=1 ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "usage: $0 [--keep]" >&2; exit 1 ;;
     esac
 done
@@ -41,7 +42,7 @@ if [ ! -x .venv/bin/python ]; then
     echo "creating .venv with $("$PYTHON" --version)"
     "$PYTHON" -m venv .venv
 fi
-if [ ! -x .venv/bin/huzhu ] || [ pyproject.toml -nt .venv/bin/huzhu ]; then
+if [ -z "${DEMO_NO_INSTALL:-}" ] && { [ ! -x .venv/bin/huzhu ] || [ pyproject.toml -nt .venv/bin/huzhu ]; }; then
     echo "installing huzhu into .venv"
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -e .
