@@ -1,0 +1,131 @@
+"""The plan commands' argument parsing and local files (no node needed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from client.cli import main
+from client.cli_common import CommandFailed
+from client.evidence import evidence_root, file_digest
+from client.plan_cli import (
+    _load_salts,
+    _save_salts,
+    member_id_of,
+    parse_amount_fen,
+    parse_documents,
+    parse_member,
+    parse_time_ms,
+    salt_file_for,
+    vote_commitment,
+)
+from contracts import jury
+from contracts.records import member_id_of as contract_member_id
+from ledger.keys import KeyPair
+
+
+@pytest.mark.parametrize("text,fen", [("20", 2_000), ("19.99", 1_999), ("0.1", 10),
+                                      ("300000", 30_000_000), ("1e3", 100_000)])
+def test_amounts_are_yuan_to_integer_fen(text, fen):
+    assert parse_amount_fen(text) == fen
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "0.001", "abc", "NaN", "Infinity", ""])
+def test_bad_amounts_are_refused(text):
+    with pytest.raises(CommandFailed):
+        parse_amount_fen(text)
+
+
+def test_times():
+    assert parse_time_ms("2000-01-01") == 946_684_800_000
+    assert parse_time_ms("2000-01-01T08:00:00+08:00") == 946_684_800_000
+    assert parse_time_ms("946684800000") == 946_684_800_000
+    assert parse_time_ms("now") - parse_time_ms("now-2d") >= 2 * 86_400_000
+    with pytest.raises(CommandFailed):
+        parse_time_ms("yesterday")
+
+
+def test_member_arguments_resolve_to_the_contracts_member_id(tmp_path):
+    pair = KeyPair.from_seed(b"k" * 32)
+    path = pair.save(tmp_path / "alice.json")
+    expected = contract_member_id(pair.public_key)
+    assert member_id_of(pair.public_key) == expected
+    assert parse_member(str(path)) == expected
+    assert parse_member(pair.public_key.hex()) == expected
+    assert parse_member(expected.hex()) == expected
+    with pytest.raises(CommandFailed):
+        parse_member("abcd")
+
+
+def test_vote_commitment_matches_what_the_contract_checks():
+    salt = bytes(range(32))
+    for vote in ("pay", "reject"):
+        assert vote_commitment(vote, salt) == jury.vote_commitment(vote, salt)
+    assert vote_commitment("pay", salt) != vote_commitment("reject", salt)
+
+
+def test_salt_file_is_private_and_round_trips(tmp_path):
+    key_path = tmp_path / "juror.json"
+    path = salt_file_for(str(key_path))
+    assert path.name == "juror.json.jury.json"
+    _save_salts(path, {"chain/7/1": {"vote": "pay", "salt": "00" * 32}})
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert _load_salts(path) == {"chain/7/1": {"vote": "pay", "salt": "00" * 32}}
+    path.write_text("not json")
+    with pytest.raises(CommandFailed):
+        _load_salts(path)
+
+
+def test_documents_take_an_optional_kind_prefix(tmp_path):
+    report = tmp_path / "report.txt"
+    report.write_text("x")
+    assert parse_documents([f"pathology:{report}", str(report)], "other") == [
+        ("pathology", str(report)), ("other", str(report))]
+    with pytest.raises(CommandFailed):
+        parse_documents([str(tmp_path / "missing.txt")], "other")
+
+
+def test_evidence_digest_command_prints_digests_and_root(tmp_path):
+    files = []
+    for name in ("a.txt", "b.txt", "c.txt"):
+        path = tmp_path / name
+        path.write_text(name * 3)
+        files.append(path)
+    result = CliRunner().invoke(main, ["evidence", "digest", *map(str, files), "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    digests = [file_digest(path) for path in files]
+    assert [f["digest"] for f in answer["files"]] == [d.hex() for d in digests]
+    assert answer["root"] == evidence_root(digests).hex()
+
+
+def test_keys_new_count_names_files_and_reports_member_ids(tmp_path):
+    result = CliRunner().invoke(main, ["keys", "new", "--out", str(tmp_path / "m-{n}.json"),
+                                       "--count", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    keys = json.loads(result.output)["keys"]
+    assert [k["file"] for k in keys] == [str(tmp_path / f"m-{n}.json") for n in (1, 2, 3)]
+    for entry in keys:
+        pair = KeyPair.load(entry["file"])
+        assert entry["member_id"] == contract_member_id(pair.public_key).hex()
+    refused = CliRunner().invoke(main, ["keys", "new", "--out", str(tmp_path / "x.json"),
+                                        "--count", "2"])
+    assert refused.exit_code == 1 and "{n}" in refused.output
+
+
+def test_commands_without_a_node_fail_with_one_line(monkeypatch, tmp_path):
+    monkeypatch.delenv("HUZHU_NODE", raising=False)
+    monkeypatch.setenv("HUZHU_NET", str(tmp_path / "nothing-here"))
+    result = CliRunner().invoke(main, ["claim", "show", "1"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: no node given: pass --node URL or set HUZHU_NODE"]
+
+
+def test_review_needs_exactly_one_decision(monkeypatch):
+    monkeypatch.setenv("HUZHU_NODE", "http://127.0.0.1:9")
+    result = CliRunner().invoke(main, ["claim", "review", "3", "--key", "x.json"])
+    assert result.exit_code == 1
+    assert "exactly one of --approve" in result.output
