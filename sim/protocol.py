@@ -12,6 +12,7 @@ the same parent, validly signed.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import replace
 
 from consensus import messages as m
@@ -88,11 +89,11 @@ def forge(data: bytes, rng: random.Random, forger: KeyPair, replica_count: int,
     return m.encode_message(replace(message, new_view=message.new_view + 1))
 
 
-def conflicting_proposal(data: bytes, rng: random.Random, key: KeyPair,
-                         chain_id: str) -> bytes | None:
+def conflicting_proposal(data: bytes, rng: random.Random,
+                         sign: Callable[[str, dict], bytes]) -> bytes | None:
     """Another pre-prepare for the same (view, height) as ``data`` and the same parent:
-    without its transactions (when it has some) or with a timestamp one ms later, signed by
-    ``key``. None unless ``data`` is a pre-prepare."""
+    without its transactions (when it has some) or with a timestamp one ms later, signed with
+    ``sign(domain, payload)`` (the proposer's key). None unless ``data`` is a pre-prepare."""
     try:
         message = m.decode_message(data)
     except Exception:
@@ -105,5 +106,5 @@ def conflicting_proposal(data: bytes, rng: random.Random, key: KeyPair,
     else:
         block = Block(replace(header, timestamp_ms=header.timestamp_ms + 1), message.block.txs)
     payload = m.preprepare_payload(message.view, message.height, block.block_hash)
-    signature = key.sign(m.PREPREPARE_DOMAIN, chain_id, payload)
+    signature = sign(m.PREPREPARE_DOMAIN, payload)
     return m.encode_message(replace(message, block=block, signature=signature))

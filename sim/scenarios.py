@@ -270,7 +270,9 @@ def builtin(name: str, nodes: int, duration_ms: int) -> Scenario:
         factory = BUILTIN[name]
     except KeyError:
         raise ScenarioError(f"unknown scenario {name!r}; built-in: {sorted(BUILTIN)}") from None
-    return factory(nodes, duration_ms)
+    scenario = factory(nodes, duration_ms)
+    # built-ins heal by half of the run; the other half is the grace period if it is shorter
+    return replace(scenario, grace_ms=min(scenario.grace_ms, duration_ms - duration_ms // 2))
 
 
 # --- scenario files ----------------------------------------------------------------------------

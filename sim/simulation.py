@@ -380,7 +380,7 @@ class Simulation:
     def _transmit(self, sender: Endpoint, destination: int | None, data: bytes, note: str,
                   send_at_us: int) -> None:
         info, digest = self._describe(data)
-        if info.votes and sender.side is None:
+        if info.votes:
             for vote in info.votes:
                 if vote.replica != sender.replica:
                     continue  # relayed votes (in view changes) are someone else's signature

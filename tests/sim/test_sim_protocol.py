@@ -59,3 +59,33 @@ def test_unsigned_messages_are_not_forged():
     request = m.BlockRequest(1, 5, 10)
     assert forge(m.encode_message(request), random.Random(1), KEYS[0], 4, CHAIN) is None
     assert forge(b"junk", random.Random(1), KEYS[0], 4, CHAIN) is None
+
+
+def test_conflicting_proposal_is_a_valid_signed_preprepare_for_the_same_slot():
+    from ledger.types import Block, BlockHeader, Transaction, tx_root
+    from sim.protocol import conflicting_proposal
+
+    client = KeyPair.from_seed(b"\x42" * 32)
+    txs = (Transaction.create(client, CHAIN, 0, "kv.set", {"key": "a", "value": b"1"}),)
+    header = BlockHeader(CHAIN, 7, 2, b"\x01" * 32, 1_700_000_000_000, 2,
+                         tx_root([tx.tx_id for tx in txs]), 1, b"\x02" * 32, b"\x03" * 32)
+    block = Block(header, txs)
+    payload = m.preprepare_payload(2, 7, block.block_hash)
+    original = m.PrePrepare(2, 7, 2, block, KEYS[2].sign(m.PREPREPARE_DOMAIN, CHAIN, payload))
+
+    def sign(kind, body):
+        return KEYS[2].sign(kind, CHAIN, body)
+
+    seen = set()
+    for seed in range(8):
+        data = conflicting_proposal(m.encode_message(original), random.Random(seed), sign)
+        other = m.decode_message(data)
+        assert (other.view, other.height, other.replica) == (2, 7, 2)
+        assert other.block.block_hash != block.block_hash
+        assert other.block.header.prev_hash == header.prev_hash
+        other.block.validate_structure()
+        assert verify(KEYS[2].public_key, m.PREPREPARE_DOMAIN, CHAIN, other.signing_payload(),
+                      other.signature)
+        seen.add(other.block.header.tx_count)
+    assert seen == {0, 1}  # sometimes emptied, sometimes re-timed
+    assert conflicting_proposal(m.encode_message(prepare()), random.Random(1), sign) is None
