@@ -64,8 +64,10 @@ def executed_meta_name(height: int) -> str:
 class NodeParams:
     mempool_max_txs: int = 10_000
     mempool_max_bytes: int = 64 * 1024 * 1024
-    # A waiting transaction is passed to the primary again after this many ticks.
-    reforward_ticks: int = 100
+    # A transaction still waiting after this many ticks is sent to every replica again;
+    # None: half the consensus view-change timeout, so peers learn of it before they
+    # would have to time out on it.
+    reforward_ticks: int | None = None
     max_reforward_txs_per_tick: int = 256
 
 
@@ -391,7 +393,9 @@ class NodeCore:
             return SubmitResult(False, check.code, REJECTED, tx_id, check.message), None
         replica = self._replica
         forward_now = forward and not replica.is_primary
-        added = self.mempool.add(tx, tx_id, len(encoded), self.ticks if forward_now else -1)
+        # Counted as forwarded now: passed to the primary, received from a peer (which passed
+        # it on itself), or held by the primary; it is sent again only if it keeps waiting.
+        added = self.mempool.add(tx, tx_id, len(encoded), self.ticks)
         assert added == "ok"
         if forward_now:
             self._send.append((replica.primary, encode_message(TxForward(self.id, (tx,)))))
@@ -400,18 +404,27 @@ class NodeCore:
 
     def _forward_waiting(self) -> None:
         replica = self._replica
-        if replica.is_primary or replica.view_changing or not len(self.mempool):
+        if not len(self.mempool):
             return
-        due = self.mempool.due_for_forwarding(self.ticks, self.params.reforward_ticks,
+        interval = self.params.reforward_ticks
+        if interval is None:
+            interval = max(1, self.consensus_params.view_change_timeout_ticks // 2)
+        due = self.mempool.due_for_forwarding(self.ticks, interval,
                                               min(self.params.max_reforward_txs_per_tick,
                                                   self.consensus_params.max_forward_txs),
                                               skip=replica.is_inflight)
-        if due:
-            self._count("reforwarded_txs", len(due))
-            # To every replica, as a PBFT client retransmits: if the primary is dead, the
-            # others then wait on these transactions too, time out together and change view
-            # (one replica timing out alone cannot, it takes f + 1).
-            self._send.append((BROADCAST, encode_message(TxForward(self.id, tuple(due)))))
+        # After a change of primary the new one gets what it may not have. A transaction that
+        # kept waiting goes to every replica, as a PBFT client retransmits: if the primary is
+        # dead, the others then wait on it too, time out together and change view (one
+        # replica timing out alone cannot, it takes f + 1).
+        to_primary = tuple(tx for tx, previous in due if previous < 0)
+        to_all = tuple(tx for tx, previous in due if previous >= 0)
+        if to_primary and not replica.is_primary and not replica.view_changing:
+            self._count("reforwarded_txs", len(to_primary))
+            self._send.append((replica.primary, encode_message(TxForward(self.id, to_primary))))
+        if to_all:
+            self._count("rebroadcast_txs", len(to_all))
+            self._send.append((BROADCAST, encode_message(TxForward(self.id, to_all))))
 
     def _offer_proposals(self) -> None:
         """Give the primary the oldest waiting transactions while it wants to propose."""

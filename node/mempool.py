@@ -116,22 +116,25 @@ class Mempool:
         return chosen
 
     def due_for_forwarding(self, tick: int, interval_ticks: int, max_txs: int,
-                           skip: Callable[[bytes], bool] | None = None) -> list[Transaction]:
+                           skip: Callable[[bytes], bool] | None = None
+                           ) -> list[tuple[Transaction, int]]:
         """Up to ``max_txs`` transactions not forwarded in the last ``interval_ticks`` ticks,
-        least recently forwarded first; they count as forwarded at ``tick``."""
-        due = []
+        least recently forwarded first, each with the tick it was last forwarded at (-1:
+        never, or not since the primary changed); they count as forwarded at ``tick``."""
+        due: list[tuple[Transaction, int]] = []
         for tx_id in list(self._forward_order):
             if len(due) >= max_txs:
                 break
             entry = self._entries[tx_id]
             if entry.forwarded_tick >= 0 and tick - entry.forwarded_tick < interval_ticks:
                 break  # everything after it was forwarded even more recently
+            previous = entry.forwarded_tick
             del self._forward_order[tx_id]
             self._forward_order[tx_id] = None
             entry.forwarded_tick = tick
             if skip is not None and skip(tx_id):
                 continue
-            due.append(entry.tx)
+            due.append((entry.tx, previous))
         return due
 
     def mark_all_unforwarded(self) -> None:

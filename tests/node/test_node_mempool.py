@@ -55,9 +55,9 @@ def test_forwarding_is_least_recently_forwarded_first():
     add(pool, a, tick=0)
     add(pool, b, tick=5)
     add(pool, c, tick=9)
-    assert pool.due_for_forwarding(10, 10, 10) == [a]
-    assert pool.due_for_forwarding(15, 10, 10) == [b]
+    assert pool.due_for_forwarding(10, 10, 10) == [(a, 0)]
+    assert pool.due_for_forwarding(15, 10, 10) == [(b, 5)]
     assert pool.due_for_forwarding(15, 10, 10) == []
     pool.mark_all_unforwarded()
-    assert pool.due_for_forwarding(16, 10, 2) == [a, b]
-    assert pool.due_for_forwarding(16, 10, 2) == [c]
+    assert pool.due_for_forwarding(16, 10, 2) == [(a, -1), (b, -1)]
+    assert pool.due_for_forwarding(16, 10, 2) == [(c, -1)]
