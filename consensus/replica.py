@@ -27,11 +27,15 @@ committed, buffered pre-prepares, or transactions the node is waiting on) and re
 every commit. On expiry the replica sends VIEW-CHANGE(v+1) with its stable checkpoint, its
 highest commit certificate and its prepared certificates above it. The timeout doubles with
 each consecutive view change (capped) and resets when a view commits. A replica joins a view
-change when f+1 others ask for higher views, and otherwise never moves past a view change
-whose timer has not expired, nor past one that has not gathered 2f+1 VIEW-CHANGEs (it
-re-sends its own instead): one replica cannot start a storm. The new primary sends
-NEW-VIEW with the 2f+1 VIEW-CHANGEs and the re-issued pre-prepares (``consensus.viewchange``);
-every replica recomputes and checks it.
+change when f+1 others are in higher views (their VIEW-CHANGEs, or signed votes of that
+view: this is also how a restarted replica finds the current view), and otherwise never
+moves past a view change whose timer has not expired, nor past one that has not gathered
+2f+1 VIEW-CHANGEs (it re-sends its own every base timeout instead): one replica cannot
+start a storm. The new primary sends NEW-VIEW with the 2f+1 VIEW-CHANGEs and the re-issued
+pre-prepares (``consensus.viewchange``); every replica recomputes and checks it, and the
+primary re-sends it to a replica still asking for that view. As in PBFT, a replica whose
+timer sent it to a view the others never reach stays there (following the chain by
+certified block sync) until f+1 replicas move past the view it left.
 
 Catch-up. Evidence that the chain is ahead (a stable checkpoint, a commit certificate whose
 block this replica lacks, a NEW-VIEW anchor) makes a lagging replica fetch certified blocks
