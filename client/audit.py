@@ -87,28 +87,24 @@ class StoreSource:
     def block_raw(self, height: int) -> bytes | None:
         return self.store.get_block_raw(height)
 
-    def certificate_raw(self, height: int) -> bytes | None:
+    def _read(self, what: str, read: Callable[[int], Any], height: int) -> Any:
+        """A stored item; bytes that no longer decode are a finding (``CorruptData``)."""
         from node.storage import StoreError
 
         try:
-            certificate = self.store.get_certificate(height)
+            return read(height)
         except StoreError as exc:
             if exc.code != "corrupt":
                 raise
-            raise CorruptData("certificate", exc.message) from None
+            raise CorruptData(what, exc.message) from None
+
+    def certificate_raw(self, height: int) -> bytes | None:
+        certificate = self._read("certificate", self.store.get_certificate, height)
         return None if certificate is None else certificate.encode()
 
     def receipts(self, height: int) -> list[Receipt] | None:
-        from node.storage import StoreError
-
-        try:
-            receipts = self.store.get_receipts(height)
-        except StoreError as exc:
-            if exc.code != "corrupt":
-                raise
-            raise CorruptData("receipts", exc.message) from None
-        # A store that has the block but no receipts for it lost them: compare with [].
-        return receipts
+        # A store that has the block but no receipts for it lost them: that is a finding.
+        return self._read("receipts", self.store.get_receipts, height)
 
     def state_items(self) -> Iterator[tuple[bytes, bytes]] | None:
         return self.store.iterate_state()

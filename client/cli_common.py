@@ -61,26 +61,23 @@ class CommandFailed(Exception):
         self.exit_code = exit_code
 
 
-class HuzhuCommand(click.Command):
-    """A click command whose usage errors exit 1 (2 is reserved for 'does not verify')."""
+class _UsageExitsOne:
+    """Usage errors exit 1: 2 is reserved for 'does not verify' (audit, evidence verify)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
-            return super().parse_args(ctx, args)
+            return super().parse_args(ctx, args)  # type: ignore[misc]
         except click.UsageError as exc:
             exc.exit_code = EXIT_ERROR
             raise
 
 
-class HuzhuGroup(click.Group):
+class HuzhuCommand(_UsageExitsOne, click.Command):
+    pass
+
+
+class HuzhuGroup(_UsageExitsOne, click.Group):
     command_class = HuzhuCommand
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            exc.exit_code = EXIT_ERROR
-            raise
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
         try:

@@ -63,6 +63,20 @@ wait_option = click.option("--no-wait", "no_wait", is_flag=True,
                            help="Return once the node admitted the transaction.")
 
 
+def tx_options(command: Any) -> Any:
+    """--node, --key, --no-wait, --json, and one-line errors: every transaction command."""
+    for decorate in (handle_errors, json_option, wait_option, key_option, node_option):
+        command = decorate(command)
+    return command
+
+
+def view_options(command: Any) -> Any:
+    """--node, --json, and one-line errors: every command that only reads."""
+    for decorate in (handle_errors, json_option, node_option):
+        command = decorate(command)
+    return command
+
+
 # --- argument parsing -----------------------------------------------------------------------
 
 def member_id_of(public_key: bytes) -> bytes:
@@ -240,11 +254,7 @@ def _identity(national_id: str | None, identity_hex: str | None,
 @click.option("--birth", "birth", metavar="DATE", help="Birth date, YYYY-MM-DD.")
 @click.option("--batch", "batch", type=click.Path(exists=True, dir_okay=False),
               help="CSV with columns member,national_id,birth: enroll every row.")
-@node_option
-@key_option
-@wait_option
-@json_option
-@handle_errors
+@tx_options
 def member_enroll(member_key: str | None, national_id: str | None, salt_hex: str | None,
                   identity_hex: str | None, birth: str | None, batch: str | None,
                   node: str | None, key: str | None, no_wait: bool, as_json: bool) -> None:
@@ -293,11 +303,7 @@ def _read_csv(path: str, columns: Sequence[str]) -> list[dict]:
 @click.option("--amount", "amount", required=True, metavar="YUAN",
               help="Amount credited to each member, in yuan (e.g. 20 or 19.99).")
 @click.option("--reference", help="Payment reference (unique; default: random). One member only.")
-@node_option
-@key_option
-@wait_option
-@json_option
-@handle_errors
+@tx_options
 def member_deposit(members: tuple[str, ...], amount: str, reference: str | None,
                    node: str | None, key: str | None, no_wait: bool, as_json: bool) -> None:
     """Record payments into members' plan balances (signed by the treasurer)."""
@@ -319,11 +325,7 @@ def member_deposit(members: tuple[str, ...], amount: str, reference: str | None,
 
 
 @member_group.command("exit")
-@node_option
-@key_option
-@wait_option
-@json_option
-@handle_errors
+@tx_options
 def member_exit(node: str | None, key: str | None, no_wait: bool, as_json: bool) -> None:
     """Leave the plan (signed by the member). No refund; published shares are still owed."""
     tx_sender = sender(node, key)
@@ -333,11 +335,7 @@ def member_exit(node: str | None, key: str | None, no_wait: bool, as_json: bool)
 
 @member_group.command("qualify-juror")
 @click.argument("members", nargs=-1, required=True, metavar="MEMBER...")
-@node_option
-@key_option
-@wait_option
-@json_option
-@handle_errors
+@tx_options
 def member_qualify_juror(members: tuple[str, ...], node: str | None, key: str | None,
                          no_wait: bool, as_json: bool) -> None:
     """Record that members passed the juror exam (signed by the registrar)."""
@@ -354,9 +352,7 @@ def member_qualify_juror(members: tuple[str, ...], node: str | None, key: str | 
 
 @member_group.command("show")
 @click.argument("member", metavar="MEMBER")
-@node_option
-@json_option
-@handle_errors
+@view_options
 def member_show(member: str, node: str | None, as_json: bool) -> None:
     """Show a member (MEMBER: key file, public key or member id)."""
     value = query_value(make_client(node), f"member/{parse_member(member).hex()}")
@@ -403,11 +399,7 @@ def evidence_digest(files: tuple[str, ...], as_json: bool) -> None:
 @click.option("--claim", "claim_id", required=True, type=click.IntRange(min=1))
 @click.option("--kind", "default_kind", type=click.Choice(DOCUMENT_KINDS), default="other",
               show_default=True, help="Kind of the files given without KIND:.")
-@node_option
-@key_option
-@wait_option
-@json_option
-@handle_errors
+@tx_options
 def evidence_anchor(files: tuple[str, ...], claim_id: int, default_kind: str,
                     node: str | None, key: str | None, no_wait: bool, as_json: bool) -> None:
     """Anchor the SHA-256 digests of FILEs for a claim; the files stay here."""
@@ -428,9 +420,7 @@ def evidence_anchor(files: tuple[str, ...], claim_id: int, default_kind: str,
               help="Trust this genesis file's validators (default: ask the node).")
 @click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Seconds to wait for the block that certifies the receipt.")
-@node_option
-@json_option
-@handle_errors
+@view_options
 def evidence_verify(file: str, claim_id: int, genesis_path: str | None, wait_s: float,
                     node: str | None, as_json: bool) -> None:
     """Prove that exactly FILE was anchored for the claim, and when.
@@ -488,11 +478,7 @@ def claim_group() -> None:
 @click.option("--evidence", "evidence_files", multiple=True, metavar="FILE",
               help="Evidence files: their digests' root goes on chain (repeatable).")
 @click.option("--evidence-root", "evidence_root_hex", metavar="HEX")
-@node_option
-@key_option
-@wait_option
-@json_option
-@handle_errors
+@tx_options
 def claim_submit(condition: str, diagnosed: str, amount: str, evidence_files: tuple[str, ...],
                  evidence_root_hex: str | None, node: str | None, key: str | None,
                  no_wait: bool, as_json: bool) -> None:
@@ -521,11 +507,7 @@ def claim_submit(condition: str, diagnosed: str, amount: str, evidence_files: tu
 @click.option("--approve", "approve_amount", metavar="YUAN", help="Approve this amount.")
 @click.option("--reject", "reject_reason", type=click.Choice(REJECT_REASONS),
               help="Reject with this reason.")
-@node_option
-@key_option
-@wait_option
-@json_option
-@handle_errors
+@tx_options
 def claim_review(claim_id: int, approve_amount: str | None, reject_reason: str | None,
                  node: str | None, key: str | None, no_wait: bool, as_json: bool) -> None:
     """Approve (then public notice) or reject (then appeal window) a claim (reviewer)."""
@@ -546,11 +528,7 @@ def claim_review(claim_id: int, approve_amount: str | None, reject_reason: str |
 @click.option("--evidence", "evidence_file", type=click.Path(exists=True, dir_okay=False),
               help="A file supporting the objection (its digest goes on chain).")
 @click.option("--evidence-digest", "digest_hex", metavar="HEX")
-@node_option
-@key_option
-@wait_option
-@json_option
-@handle_errors
+@tx_options
 def claim_object(claim_id: int, reason: str, evidence_file: str | None, digest_hex: str | None,
                  node: str | None, key: str | None, no_wait: bool, as_json: bool) -> None:
     """Object to a claim during its public notice (another member); it goes to a jury."""
@@ -567,11 +545,7 @@ def claim_object(claim_id: int, reason: str, evidence_file: str | None, digest_h
 
 @claim_group.command("appeal")
 @click.argument("claim_id", type=click.IntRange(min=1))
-@node_option
-@key_option
-@wait_option
-@json_option
-@handle_errors
+@tx_options
 def claim_appeal(claim_id: int, node: str | None, key: str | None, no_wait: bool,
                  as_json: bool) -> None:
     """Appeal a rejected claim (the claimant); a jury is drawn at once."""
@@ -581,9 +555,7 @@ def claim_appeal(claim_id: int, node: str | None, key: str | None, no_wait: bool
 
 @claim_group.command("show")
 @click.argument("claim_id", type=click.IntRange(min=1))
-@node_option
-@json_option
-@handle_errors
+@view_options
 def claim_show(claim_id: int, node: str | None, as_json: bool) -> None:
     """Show a claim with its evidence, objections, jury and history."""
     value = query_value(make_client(node), f"claim/{claim_id}")
@@ -668,11 +640,7 @@ def _key_path(key: str | None) -> str:
 @jury_group.command("commit")
 @click.argument("claim_id", type=click.IntRange(min=1))
 @click.option("--vote", required=True, type=click.Choice(VOTES))
-@node_option
-@key_option
-@wait_option
-@json_option
-@handle_errors
+@tx_options
 def jury_commit(claim_id: int, vote: str, node: str | None, key: str | None, no_wait: bool,
                 as_json: bool) -> None:
     """Commit a sealed vote. The vote and a fresh salt are saved next to the key file
@@ -695,11 +663,7 @@ def jury_commit(claim_id: int, vote: str, node: str | None, key: str | None, no_
 
 @jury_group.command("reveal")
 @click.argument("claim_id", type=click.IntRange(min=1))
-@node_option
-@key_option
-@wait_option
-@json_option
-@handle_errors
+@tx_options
 def jury_reveal(claim_id: int, node: str | None, key: str | None, no_wait: bool,
                 as_json: bool) -> None:
     """Reveal the vote committed earlier with this key (read from KEY.jury.json)."""
@@ -719,9 +683,7 @@ def jury_reveal(claim_id: int, node: str | None, key: str | None, no_wait: bool,
 
 @jury_group.command("show")
 @click.argument("claim_id", type=click.IntRange(min=1))
-@node_option
-@json_option
-@handle_errors
+@view_options
 def jury_show(claim_id: int, node: str | None, as_json: bool) -> None:
     """Show a claim's jury: seats, commits, reveals, outcome."""
     value = query_value(make_client(node), f"jury/{claim_id}")
@@ -757,11 +719,7 @@ def _parse_value(text: str) -> Any:
 @click.option("--grant-role", "grant_role", metavar="ROLE=PUBKEY|KEYFILE")
 @click.option("--revoke-role", "revoke_role", metavar="ROLE=PUBKEY|KEYFILE")
 @click.option("--set-org-key", "set_org_key", metavar="ORG=PUBKEY|KEYFILE")
-@node_option
-@key_option
-@wait_option
-@json_option
-@handle_errors
+@tx_options
 def gov_propose(set_param: str | None, grant_role: str | None, revoke_role: str | None,
                 set_org_key: str | None, node: str | None, key: str | None, no_wait: bool,
                 as_json: bool) -> None:
@@ -790,11 +748,7 @@ def gov_propose(set_param: str | None, grant_role: str | None, revoke_role: str 
 
 @gov_group.command("approve")
 @click.argument("proposal_id", type=click.IntRange(min=1))
-@node_option
-@key_option
-@wait_option
-@json_option
-@handle_errors
+@tx_options
 def gov_approve(proposal_id: int, node: str | None, key: str | None, no_wait: bool,
                 as_json: bool) -> None:
     """Approve a proposal (another org's governance key)."""
@@ -804,9 +758,7 @@ def gov_approve(proposal_id: int, node: str | None, key: str | None, no_wait: bo
 
 @gov_group.command("show")
 @click.argument("proposal_id", type=click.IntRange(min=1))
-@node_option
-@json_option
-@handle_errors
+@view_options
 def gov_show(proposal_id: int, node: str | None, as_json: bool) -> None:
     """Show a proposal: its action, approvals and status."""
     proposal = query_value(make_client(node), f"proposal/{proposal_id}")
@@ -817,9 +769,7 @@ def gov_show(proposal_id: int, node: str | None, as_json: bool) -> None:
 
 
 @gov_group.command("params")
-@node_option
-@json_option
-@handle_errors
+@view_options
 def gov_params(node: str | None, as_json: bool) -> None:
     """Show the plan's current parameters."""
     value = query_value(make_client(node), "params")
@@ -837,9 +787,7 @@ def settlement_group() -> None:
 
 @settlement_group.command("show")
 @click.argument("period", default="latest")
-@node_option
-@json_option
-@handle_errors
+@view_options
 def settlement_show(period: str, node: str | None, as_json: bool) -> None:
     """Show one settlement period (default: the latest published)."""
     client = make_client(node)
@@ -861,9 +809,7 @@ def settlement_show(period: str, node: str | None, as_json: bool) -> None:
 
 
 @settlement_group.command("totals")
-@node_option
-@json_option
-@handle_errors
+@view_options
 def settlement_totals(node: str | None, as_json: bool) -> None:
     """Plan-wide totals and whether conservation holds."""
     output(query_value(make_client(node), "plan/totals"), as_json, "plan totals")
@@ -878,9 +824,7 @@ def tx_group() -> None:
 
 @tx_group.command("status")
 @click.argument("tx_id")
-@node_option
-@json_option
-@handle_errors
+@view_options
 def tx_status(tx_id: str, node: str | None, as_json: bool) -> None:
     """A transaction's status, receipt, block and inclusion proof."""
     answer = make_client(node).tx(parse_hex(tx_id, 32, "transaction id"))
@@ -908,9 +852,7 @@ def block_group() -> None:
 
 @block_group.command("show")
 @click.argument("height", default="latest")
-@node_option
-@json_option
-@handle_errors
+@view_options
 def block_show(height: str, node: str | None, as_json: bool) -> None:
     """A committed block: header, certificate, transactions with their receipts."""
     if height != "latest" and not height.isdigit():
@@ -936,9 +878,7 @@ def block_show(height: str, node: str | None, as_json: bool) -> None:
 
 
 @click.command("status", cls=HuzhuCommand)
-@node_option
-@json_option
-@handle_errors
+@view_options
 def status_command(node: str | None, as_json: bool) -> None:
     """The node's status and the plan's totals."""
     client = make_client(node)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from client.api import Client, ClientError, NotFound
+from client.api import ApiError, Client, ClientError, NotFound
 from ledger.keys import KeyPair
 from ledger.types import Transaction
 
@@ -88,7 +88,7 @@ class TxSender:
              timeout_s: float = DEFAULT_COMMIT_TIMEOUT_S) -> TxOutcome:
         """Sign and submit one transaction; with ``wait``, return its committed receipt."""
         tx = self.build(kind, body, self.next_nonce())
-        answer = self.client.submit(tx, wait=wait)
+        answer = self._submit(tx, wait)
         if answer.get("status") == "committed":
             return _committed(tx, answer)
         if not wait:
@@ -105,12 +105,23 @@ class TxSender:
         first = self.next_nonce()
         txs = [self.build(kind, body, first + offset) for offset, body in enumerate(bodies)]
         for tx in txs:
-            self.client.submit(tx, wait=False)
+            self._submit(tx, False)
         if not wait:
             return [TxOutcome(tx.tx_id, kind, tx.nonce, "pending") for tx in txs]
         deadline = time.monotonic() + timeout_s
         return [wait_for_commit(self.client, tx, max(0.0, deadline - time.monotonic()))
                 for tx in txs]
+
+
+    def _submit(self, tx: Transaction, wait: bool) -> dict:
+        try:
+            return self.client.submit(tx, wait=wait)
+        except ApiError as exc:
+            # A retried POST whose first attempt reached the node: the node already has this
+            # exact transaction (same id), so it is pending or committed, not refused.
+            if exc.status == 409 and exc.code in ("duplicate", "already_committed"):
+                return {"tx_id": tx.tx_id.hex(), "status": "pending"}
+            raise
 
 
 def _committed(tx: Transaction, answer: dict) -> TxOutcome:

@@ -128,3 +128,29 @@ def test_usage_errors_exit_1_not_2():
     result = CliRunner().invoke(main, ["keys", "new"])
     assert result.exit_code == 1
     assert "--out" in result.output
+
+
+def test_resent_transaction_already_at_the_node_is_waited_for_not_refused(server):
+    from client.txs import TxSender
+
+    _, url = server
+    key = KeyPair.from_seed(bytes([7]) * 32)
+    _Handler.routes[("GET", "/status")] = (200, {"chain_id": "huzhu-test", "height": 3})
+    _Handler.routes[("GET", f"/state/nonce/{key.public_key.hex()}")] = (
+        200, {"path": "nonce", "height": 3, "proof": None,
+              "value": {"sender": key.public_key.hex(), "next_nonce": 5}})
+    # As after a retried POST whose first attempt got through: the node knows this tx.
+    _Handler.routes[("POST", "/txs")] = (409, {"error": {"code": "duplicate",
+                                                         "message": "already pending"}})
+    tx = Transaction.create(key, "huzhu-test", 5, "member.exit", {})
+    _Handler.routes[("GET", f"/txs/{tx.tx_id.hex()}")] = (200, {
+        "tx_id": tx.tx_id.hex(), "status": "committed", "height": 4, "index": 0,
+        "receipt": {"tx_id": tx.tx_id.hex(), "code": "ok", "ok": True, "result": {}}})
+    outcome = TxSender(Client(url), key).send("member.exit", {})
+    assert outcome.tx_id == tx.tx_id and outcome.nonce == 5
+    assert outcome.ok and outcome.height == 4
+    # a different transaction holding the same nonce is a real conflict
+    _Handler.routes[("POST", "/txs")] = (409, {"error": {"code": "nonce_taken", "message": "x"}})
+    with pytest.raises(ApiError) as error:
+        TxSender(Client(url), key).send("member.exit", {})
+    assert error.value.code == "nonce_taken"

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import replace
@@ -25,30 +23,13 @@ from ledger.types import Block, CommitCertificate
 from node import consortium
 from node.storage.base import block_key, certificate_key, state_key
 from node.testnet import list_node_homes
+from tests.e2e.e2e_helpers import free_port_block
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_TIMEOUT_S = 540
 CLI_TIMEOUT_S = 120
-
-
-def free_port_block(count: int) -> int:
-    for _ in range(200):
-        base = random.randrange(20_000, 60_000, 2)
-        sockets = []
-        try:
-            for offset in range(count):
-                sock = socket.socket()
-                sock.bind(("127.0.0.1", base + offset))
-                sockets.append(sock)
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free block of ports")
 
 
 def huzhu(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
