@@ -25,6 +25,7 @@ from aiohttp import web
 from ledger import merkle
 from ledger.application import QueryError
 from ledger.types import Block, CommitCertificate, Receipt, Transaction
+from node import explorer
 from node.logging import get_logger
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
@@ -282,6 +283,7 @@ class Api:
         route.add_get("/metrics", self.metrics)
         route.add_get("/events", self.events)
         route.add_get("/openapi.yaml", self.openapi)
+        explorer.add_routes(route)  # the chain explorer page at /
         return app
 
     # --- transactions ---------------------------------------------------------------------

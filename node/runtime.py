@@ -32,6 +32,7 @@ from node import tls
 from node.api import Api, SubmitOutcome
 from node.config import NodeConfig
 from node.logging import get_logger, setup_logging
+from node.metrics import NodeMetrics
 from node.transport import PeerTransport
 
 log = get_logger("huzhu.node")
@@ -94,6 +95,9 @@ class NodeRuntime:
         self.counters = {"txs_submitted": 0, "txs_accepted": 0, "txs_refused": 0,
                          "blocks_committed": 0, "txs_committed": 0,
                          "frames_in": 0, "ticks": 0}
+        is_plan = isinstance(self.genesis.app, dict) and self.genesis.app.get("name") == "plan"
+        self.metrics = NodeMetrics(
+            self.status, (lambda path: self.app.query(path, False)) if is_plan else None)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -101,6 +105,7 @@ class NodeRuntime:
         return {"node": self.config.node_id, "height": self._height, "view": self._view}
 
     async def start(self) -> None:
+        from node.apps import make_application
         from node.core import NodeCore, NodeParams
         from node.storage import LevelDBStore
 
@@ -110,8 +115,11 @@ class NodeRuntime:
         try:
             params = NodeParams(mempool_max_txs=config.node.mempool_max_txs,
                                 mempool_max_bytes=config.node.mempool_max_bytes)
-            # NodeCore builds the application; it checks signatures once, at admission.
-            self.core = NodeCore(self.genesis, config.node_id, self.key, self.store,
+            # NodeCore checks signatures once, at admission; the application does not again.
+            # The metrics wrap it to time block execution.
+            app = self.metrics.instrument(make_application(self.genesis, self.store,
+                                                           verify_signatures=False))
+            self.core = NodeCore(self.genesis, config.node_id, self.key, self.store, app=app,
                                  params=params)
             self.app = self.core.app
             out = self.core.start(self.clock_ms())
@@ -215,6 +223,7 @@ class NodeRuntime:
         if self.core is None or self._closing or self.fatal_error is not None:
             return
         self.counters["frames_in"] += 1
+        self.metrics.frame_in(data)
         try:
             out = self._core_call(self.core.on_message, sender, data)
         except Exception:
@@ -226,14 +235,17 @@ class NodeRuntime:
         for destination, data in out.send:
             if destination is None:
                 transport.broadcast(data)
+                self.metrics.frame_out(data, len(transport.links))
             elif destination != self.config.node_id:
                 transport.send(destination, data)
+                self.metrics.frame_out(data, 1)
         if out.committed:
             self._refresh_position()
         for committed in out.committed:
             height, block_hash, tx_ids = committed.height, committed.block_hash, committed.tx_ids
             self.counters["blocks_committed"] += 1
             self.counters["txs_committed"] += len(tx_ids)
+            self.metrics.block_committed(height, tx_ids)
             log.info("block_committed", committed=height, block=block_hash.hex()[:16],
                      txs=len(tx_ids))
             for index, tx_id in enumerate(tx_ids):
@@ -244,6 +256,7 @@ class NodeRuntime:
                            "tx_ids": [tx_id.hex() for tx_id in tx_ids]})
         if not out.committed:
             self._refresh_view()
+        self.metrics.observe_view(self._view)
 
     def _refresh_position(self) -> None:
         status = self.core.status()
@@ -277,6 +290,7 @@ class NodeRuntime:
         self._dispatch(out)
         outcome = submit_outcome(result, raw)
         self.counters["txs_accepted" if outcome.category == "accepted" else "txs_refused"] += 1
+        self.metrics.tx_submitted(outcome.category, outcome.tx_id)
         return outcome
 
     async def wait_for_commit(self, tx_id: bytes, timeout_s: float) -> tuple[int, int] | None:
@@ -352,36 +366,7 @@ class NodeRuntime:
         return unsubscribe
 
     def metrics_text(self) -> bytes:
-        status = self.status()
-        lines = []
-
-        def metric(name: str, kind: str, help_text: str, value: Any,
-                   labels: str = "") -> None:
-            lines.append(f"# HELP huzhu_{name} {help_text}")
-            lines.append(f"# TYPE huzhu_{name} {kind}")
-            lines.append(f"huzhu_{name}{labels} {int(value)}")
-
-        metric("height", "gauge", "Last committed block height.", status["height"])
-        metric("view", "gauge", "Current consensus view.", status["view"])
-        metric("peers_connected", "gauge", "Connected peers.", status["peers_connected"])
-        metric("mempool_txs", "gauge", "Transactions in the mempool.", status["mempool_txs"])
-        metric("ready", "gauge", "1 when the node is ready.", status["ready"])
-        for name, value in sorted(self.counters.items()):
-            metric(f"{name}_total", "counter", f"Count of {name.replace('_', ' ')}.", value)
-        lines.append("# HELP huzhu_peer_frames_dropped_total Frames dropped from full send "
-                     "queues (oldest first).")
-        lines.append("# TYPE huzhu_peer_frames_dropped_total counter")
-        for peer in status["peers"]:
-            lines.append(f'huzhu_peer_frames_dropped_total{{peer="{peer["id"]}"}} '
-                         f'{peer["frames_dropped"]}')
-        for key, value in sorted(status["core"].items()):
-            if isinstance(value, int) and not isinstance(value, bool) and key not in (
-                    "height", "view", "mempool_txs"):
-                safe = "".join(ch if ch.isalnum() else "_" for ch in key)
-                lines.append(f"# TYPE huzhu_core_{safe} gauge")
-                lines.append(f"huzhu_core_{safe} {value}")
-        return ("\n".join(lines) + "\n").encode()
-
+        return self.metrics.exposition()
 
 def _offer(queue: asyncio.Queue, item: Any) -> bool:
     try:
