@@ -147,6 +147,12 @@ class NodeRuntime:
         except BaseException:
             await self._close()
             raise
+        consensus_tick_ms = self.genesis.consensus.tick_ms
+        if config.node.tick_ms != consensus_tick_ms:
+            # The replica counts its timeouts in ticks of the genesis length; another local
+            # tick length stretches or shrinks every timeout of this node.
+            log.warning("tick_length_differs", config_tick_ms=config.node.tick_ms,
+                        genesis_tick_ms=consensus_tick_ms)
         self._tick_task = asyncio.create_task(self._tick_loop(), name="tick")
         self._started = True
         log.info("node_started", p2p_port=config.p2p.port, api_port=config.api.port,
