@@ -57,6 +57,7 @@ class PeerLink:
     frames_rejected: int = 0  # received frames that were not binary
     connects: int = 0
     refusals: int = 0  # connections refused for this id: wrong key, wrong chain
+    dial_failures: int = 0  # dials that did not connect (down, TLS refused, timed out)
 
     @property
     def connected(self) -> bool:
@@ -154,7 +155,7 @@ class PeerTransport:
                  "frames_received": link.frames_received,
                  "frames_dropped": link.frames_dropped,
                  "frames_rejected": link.frames_rejected, "connects": link.connects,
-                 "refusals": link.refusals}
+                 "refusals": link.refusals, "dial_failures": link.dial_failures}
                 for peer_id, link in sorted(self.links.items())]
 
     # --- accepting ------------------------------------------------------------------------
@@ -202,6 +203,7 @@ class PeerTransport:
             except asyncio.CancelledError:
                 raise
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+                link.dial_failures += 1
                 log.debug("peer_dial_failed", peer=link.peer.id, error=type(exc).__name__)
             else:
                 key = peer_public_key(ws.get_extra_info("ssl_object"))

@@ -255,3 +255,29 @@ async def test_oversize_frame_closes_the_connection(pki: Pki) -> None:
     finally:
         await node0.stop()
         await node1.stop()
+
+
+async def test_dialler_refuses_a_listener_certified_by_another_ca(pki: Pki) -> None:
+    # Node 1's port is served with node 1's real key, but certified by a foreign CA that
+    # also trusts the dialler: the dialler's TLS handshake fails, so no frame ever flows.
+    rogue_ca = tls.make_ca("rogue CA")
+    pki.write_identity("foreign1", pki.keys[1], rogue_ca)
+    rogue_ca_path = pki.directory / "rogue-ca.crt"
+    # The impostor trusts both CAs, so only the dialler's check can refuse it.
+    rogue_ca_path.write_bytes(tls.certificate_pem(rogue_ca.certificate)
+                              + pki.ca_path.read_bytes())
+    impostor_inbox: list = []
+    impostor = pki.transport(1, impostor_inbox, name="foreign1")
+    impostor.server_ssl, impostor.client_ssl = pki.contexts("foreign1", ca_path=rogue_ca_path)
+    dialler = pki.transport(0, [])
+    await impostor.start()
+    await dialler.start()
+    try:
+        dialler.send(1, b"secret")
+        await wait_until(lambda: dialler.links[1].dial_failures >= 2, "two failed dials")
+        assert dialler.links[1].connects == 0 and impostor.links[0].connects == 0
+        assert impostor_inbox == []
+        assert dialler.stats()[0]["queued"] == 1  # still waiting for the genuine node 1
+    finally:
+        await dialler.stop()
+        await impostor.stop()
