@@ -125,7 +125,7 @@
   const STATUS_KINDS = {
     active: 'ok', committed: 'ok', paid: 'ok', approved: 'ok', ok: 'ok', applied: 'ok',
     notice: 'info', submitted: 'info', jury: 'warn', pending: 'warn', rejected: 'bad',
-    closed: 'bad', unknown: 'bad', failed: 'bad',
+    closed: 'bad', unknown: 'bad', failed: 'bad', pay: 'ok', reject: 'bad',
   };
   const statusBadge = (text) => badge(text, STATUS_KINDS[text] || '');
 
@@ -171,6 +171,9 @@
     if (key === 'period' && Number.isInteger(value)) return settlementLink(value);
     if ((key === 'tx_id' || key.endsWith('_tx')) && isHex(value, 32)) return txLink(value);
     if (key.endsWith('_fen') && typeof value === 'number') return formatFen(value);
+    if ((key === 'birth_ms' || key === 'age_out_ms') && typeof value === 'number') {
+      return formatTime(value).slice(0, 10);  // a date: the time of day means nothing here
+    }
     if (key.endsWith('_ms') && typeof value === 'number') return formatTime(value);
     if (key === 'status' && typeof value === 'string') return statusBadge(value);
     if ((key === 'outcome' || key === 'decision') && typeof value === 'string') {
@@ -185,10 +188,10 @@
   /** A field name as a label: units are shown in the value, not the name. */
   const fieldLabel = (key) => key.replace(/_(ms|fen)$/, '').replace(/_/g, ' ');
 
-  function fieldsTable(object, keys, shown) {
+  function fieldsTable(object, keys, shown, attrs) {
     return kvTable(keys.filter((key) => key in object)
       .map((key) => [fieldLabel(key),
-        shown && key in shown ? shown[key] : fieldValue(key, object[key])]));
+        shown && key in shown ? shown[key] : fieldValue(key, object[key])]), attrs);
   }
 
   function hexToBytes(hex) {
@@ -937,13 +940,23 @@
       const pay = seats.filter((seat) => seat.vote === 'pay').length;
       const reject = seats.filter((seat) => seat.vote === 'reject').length;
       juryCard = card(`Jury (round ${jury.round}, ${jury.origin})`, kvTable([
-        ['Outcome', jury.outcome ? statusBadge(jury.outcome) : badge('deciding', 'warn')],
+        ['Outcome', jury.outcome ? badge(jury.outcome.replace(/_/g, ' ').replace(/:/g, ' · '),
+          jury.outcome.startsWith('pay') ? 'ok' : 'bad') : badge('deciding', 'warn')],
         ['Votes', `${pay} pay · ${reject} reject · ${seats.length - pay - reject} not revealed`],
         ['Commits / reveals', `${jury.commits} / ${jury.reveals}`],
         ['Commit until', formatTime(jury.commit_end_ms)],
         ['Reveal until', formatTime(jury.reveal_end_ms)],
-        ['Earlier rounds', jury.rounds && jury.rounds.length ? resultView(jury.rounds) : 'none'],
-      ]), table(['Juror', 'Committed', 'Vote'], seats.map((seat) => h('tr', {},
+      ]), jury.rounds && jury.rounds.length ? [h('h3', {}, 'Rounds'),
+        table(['Round', {text: 'Jurors', class: 'num'}, {text: 'Commits', class: 'num'},
+          {text: 'Reveals', class: 'num'}, {text: 'Pay', class: 'num'}, 'Outcome'],
+        jury.rounds.map((round) => h('tr', {},
+          h('td', {}, String(round.round)), h('td', {class: 'num'}, formatInt(round.jurors)),
+          h('td', {class: 'num'}, formatInt(round.commits)),
+          h('td', {class: 'num'}, formatInt(round.reveals)),
+          h('td', {class: 'num'}, formatInt(round.pay_votes)),
+          h('td', {}, String(round.outcome).replace(/_/g, ' ')))), {id: 'jury-rounds'})] : null,
+      h('h3', {}, `Jurors of round ${jury.round}`),
+      table(['Juror', 'Committed', 'Vote'], seats.map((seat) => h('tr', {},
         h('td', {}, memberLink(seat.member_id)),
         h('td', {}, seat.committed ? 'yes' : 'no'),
         h('td', {}, seat.vote ? statusBadge(seat.vote) : h('span', {class: 'muted'}, '—')))),
@@ -972,7 +985,7 @@
       h('div', {class: 'nav-row'},
         number > 1 ? link(`#/settlement/${number - 1}`, `← period ${number - 1}`) : h('span'),
         link(`#/settlement/${number + 1}`, `period ${number + 1} →`)),
-      card('Cost sharing', fieldsTable(settlement, fields),
+      card('Cost sharing', fieldsTable(settlement, fields, null, {id: 'settlement'}),
         h('p', {class: 'muted small'}, 'total = payouts + fee + carry in; every active member ' +
           'owes the share; the remainder carries into the next period.')));
   }

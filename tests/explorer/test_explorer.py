@@ -87,9 +87,21 @@ JURY_SETTINGS = {"notice_ms": 2_500, "juror_seniority_ms": 0, "commit_ms": 2_500
                  "reveal_ms": 2_500, "jury_quorum": 1}
 
 
+def backdate_genesis(net: Net) -> None:
+    """Put genesis one settlement period and a second in the past, before any node starts:
+    the chain's first block then publishes the settlement of period 1 (the next one is half
+    a month away), so there is a settlement page to see."""
+    path = net.layout.genesis_path
+    genesis = json.loads(path.read_text())
+    genesis_time_ms = int(time.time() * 1000) - genesis["app"]["params"]["period_ms"] - 1_000
+    genesis["genesis_time_ms"] = genesis["app"]["genesis_time_ms"] = genesis_time_ms
+    path.write_text(json.dumps(genesis, indent=2, sort_keys=True) + "\n")
+
+
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory):
     net = Net(tmp_path_factory.mktemp("explorer") / "net", app="plan")
+    backdate_genesis(net)
     try:
         net.start_all()
         yield net
@@ -338,9 +350,12 @@ def test_claim_and_member_pages(page: Any, scenario: dict) -> None:
     assert "approved by jury" in body  # the outcome, after the jury voted to pay
     assert scenario["objection_digest"] in text_of(page, "claim-objections")
     assert "pre_existing_condition" in text_of(page, "claim-objections")
+    page.execute_script("document.getElementById('jury-seats').scrollIntoView()")
+    screenshot(page, "claim-jury")
     seats = text_of(page, "jury-seats")
     assert "pay" in seats and member_id(scenario["carol"]).hex()[:12] in seats
     assert "1 pay · 0 reject" in body
+    assert text_of(page, "jury-rounds").split()[-6:] == ["1", "1", "1", "1", "1", "pay"]
 
     alice_id = member_id(scenario["alice"]).hex()
     search(page, scenario["alice"].public_key.hex())  # a public key finds its member
@@ -351,6 +366,21 @@ def test_claim_and_member_pages(page: Any, scenario: dict) -> None:
     body = page.find_element("tag name", "body").text
     assert alice_id in body and "active" in body
     assert page.find_element("css selector", f"a[href='#/claim/{claim_id}']")
+
+
+def test_settlement_page_from_the_dashboard(page: Any, net: Net) -> None:
+    status, settlement = net.get(0, "/settlements/1")
+    assert status == 200
+    wait_for(page, lambda d: d.find_elements("css selector", "#plan a[href='#/settlement/1']"),
+             "the plan's latest settlement")
+    page.find_element("css selector", "#plan a[href='#/settlement/1']").click()
+    wait_for(page, lambda d: "Settlement of period 1" in d.find_element("tag name", "body").text,
+             "the settlement page")
+    screenshot(page, "settlement")
+    table = text_of(page, "settlement")
+    assert f"members {settlement['value']['members']}" in table
+    assert "share ¥0.00" in table  # nothing was paid out in the first period
+    assert "boundary 20" in table  # a date, not a number of milliseconds
 
 
 def test_browser_merkle_verifier_matches_rfc9162(page: Any) -> None:
