@@ -198,21 +198,23 @@ def finish(outcome: TxOutcome, as_json: bool, title: str, extra: dict | None = N
 
 
 def finish_many(outcomes: Sequence[TxOutcome], as_json: bool, title: str,
-                labels: Sequence[str], label_name: str) -> None:
+                labels: Sequence[str], label_name: str, result_field: str | None = None) -> None:
     failed = [o for o in outcomes if o.status == "committed" and not o.ok]
     if as_json:
         print_json({"transactions": [dict(o.to_json(), **{label_name: label})
                                      for o, label in zip(outcomes, labels)],
                     "failed": len(failed)})
     else:
+        columns = [label_name, "tx", "height", "receipt"] + ([result_field] if result_field else [])
         rows = [(label, o.tx_id.hex()[:16] + "…", o.height, o.code or o.status)
+                + ((o.result.get(result_field),) if result_field else ())
                 for o, label in zip(outcomes, labels)]
         if len(rows) > MAX_BATCH_ROWS_SHOWN:
             # A long batch shows its failures and its first rows; the rest are summed up.
             shown = [row for row, o in zip(rows, outcomes) if o in failed][:MAX_BATCH_ROWS_SHOWN]
             shown = shown or rows[:MAX_BATCH_ROWS_SHOWN]
-            rows = shown + [(f"… {len(rows) - len(shown)} more", "", "", "")]
-        print_rows(title, (label_name, "tx", "height", "receipt"), rows)
+            rows = shown + [(f"… {len(rows) - len(shown)} more",) + ("",) * (len(columns) - 1)]
+        print_rows(title, columns, rows)
         heights = sorted({o.height for o in outcomes if o.height is not None})
         if heights:
             stdout_console.print(f"{len(outcomes) - len(failed)} of {len(outcomes)} ok, "
@@ -714,46 +716,64 @@ def _parse_value(text: str) -> Any:
 
 
 @gov_group.command("propose")
-@click.option("--set-param", "set_param", metavar="NAME=VALUE",
+@click.option("--set-param", "set_params", metavar="NAME=VALUE", multiple=True,
               help="Change a parameter (VALUE is JSON: 3, or [...]).")
-@click.option("--grant-role", "grant_role", metavar="ROLE=PUBKEY|KEYFILE")
-@click.option("--revoke-role", "revoke_role", metavar="ROLE=PUBKEY|KEYFILE")
-@click.option("--set-org-key", "set_org_key", metavar="ORG=PUBKEY|KEYFILE")
+@click.option("--grant-role", "grant_roles", metavar="ROLE=PUBKEY|KEYFILE", multiple=True)
+@click.option("--revoke-role", "revoke_roles", metavar="ROLE=PUBKEY|KEYFILE", multiple=True)
+@click.option("--set-org-key", "set_org_keys", metavar="ORG=PUBKEY|KEYFILE", multiple=True)
 @tx_options
-def gov_propose(set_param: str | None, grant_role: str | None, revoke_role: str | None,
-                set_org_key: str | None, node: str | None, key: str | None, no_wait: bool,
-                as_json: bool) -> None:
-    """Open a proposal (signed by an org's governance key; counts as its approval)."""
-    given = [(name, value) for name, value in (("set_param", set_param),
-                                               ("grant_role", grant_role),
-                                               ("revoke_role", revoke_role),
-                                               ("set_org_key", set_org_key)) if value]
-    if len(given) != 1:
-        fail("give exactly one of --set-param, --grant-role, --revoke-role, --set-org-key")
-    action, text = given[0]
+def gov_propose(set_params: tuple[str, ...], grant_roles: tuple[str, ...],
+                revoke_roles: tuple[str, ...], set_org_keys: tuple[str, ...], node: str | None,
+                key: str | None, no_wait: bool, as_json: bool) -> None:
+    """Open proposals, one per option given (signed by an org's governance key, which
+    counts as that org's approval). Each takes effect once more than 2/3 of orgs approve."""
+    given = [("set_param", text) for text in set_params]
+    given += [("grant_role", text) for text in grant_roles]
+    given += [("revoke_role", text) for text in revoke_roles]
+    given += [("set_org_key", text) for text in set_org_keys]
+    if not given:
+        fail("give --set-param, --grant-role, --revoke-role or --set-org-key")
+    bodies = [_proposal_body(action, text) for action, text in given]
+    tx_sender = sender(node, key)
+    if len(bodies) == 1:
+        finish(tx_sender.send("gov.propose", bodies[0], wait=not no_wait), as_json,
+               "proposal opened")
+        return
+    outcomes = tx_sender.send_many("gov.propose", bodies, wait=not no_wait)
+    finish_many(outcomes, as_json, f"{len(outcomes)} proposals opened",
+                [text for _, text in given], "change", result_field="proposal_id")
+
+
+def _proposal_body(action: str, text: str) -> dict:
     left, sep, right = text.partition("=")
     if not sep or not left or not right:
         fail(f"--{action.replace('_', '-')} takes NAME=VALUE")
     if action == "set_param":
-        body = {"action": action, "name": left, "value": _parse_value(right)}
-    elif action == "set_org_key":
-        body = {"action": action, "org": left, "public_key": parse_public_key(right)}
-    else:
-        if left not in ROLES:
-            fail(f"roles are {', '.join(ROLES)}")
-        body = {"action": action, "role": left, "public_key": parse_public_key(right)}
-    finish(sender(node, key).send("gov.propose", body, wait=not no_wait), as_json,
-           "proposal opened")
+        return {"action": action, "name": left, "value": _parse_value(right)}
+    if action == "set_org_key":
+        return {"action": action, "org": left, "public_key": parse_public_key(right)}
+    if left not in ROLES:
+        fail(f"roles are {', '.join(ROLES)}")
+    return {"action": action, "role": left, "public_key": parse_public_key(right)}
 
 
 @gov_group.command("approve")
-@click.argument("proposal_id", type=click.IntRange(min=1))
+@click.argument("proposal_ids", nargs=-1, required=True, type=click.IntRange(min=1),
+                metavar="PROPOSAL_ID...")
 @tx_options
-def gov_approve(proposal_id: int, node: str | None, key: str | None, no_wait: bool,
-                as_json: bool) -> None:
-    """Approve a proposal (another org's governance key)."""
-    finish(sender(node, key).send("gov.approve", {"proposal_id": proposal_id},
-                                  wait=not no_wait), as_json, f"proposal {proposal_id} approved")
+def gov_approve(proposal_ids: tuple[int, ...], node: str | None, key: str | None,
+                no_wait: bool, as_json: bool) -> None:
+    """Approve proposals (another org's governance key)."""
+    tx_sender = sender(node, key)
+    bodies = [{"proposal_id": proposal_id} for proposal_id in proposal_ids]
+    if len(bodies) == 1:
+        finish(tx_sender.send("gov.approve", bodies[0], wait=not no_wait), as_json,
+               f"proposal {proposal_ids[0]} approved")
+        return
+    outcomes = tx_sender.send_many("gov.approve", bodies, wait=not no_wait)
+    finish_many(outcomes, as_json, f"{len(outcomes)} proposals approved",
+                [str(proposal_id) for proposal_id in proposal_ids], "proposal",
+                result_field="status")
 
 
 @gov_group.command("show")
