@@ -23,7 +23,7 @@ from sim.scenarios import BUILTIN, Scenario, builtin, colluding_equivocators, sc
 from sim.simulation import SimOptions, Simulation
 from sim.trace import read_trace
 
-SHORT_MS = 6_000
+SHORT_MS = 4_000
 
 
 def run(scenario: Scenario, seed: int, nodes: int = 4, duration_ms: int = SHORT_MS,
@@ -49,13 +49,14 @@ def test_builtin_scenarios_are_safe_and_live(name):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("nodes", [4, 7])
 @pytest.mark.parametrize("name", sorted(BUILTIN))
-def test_builtin_scenarios_over_many_seeds(name, nodes):
+def test_builtin_scenarios_over_many_seeds(name, nodes, seed):
     duration_ms = 10_000
-    for seed in range(12):
-        result = run(builtin(name, nodes, duration_ms), seed, nodes, duration_ms)
-        assert_safe_and_live(result, (name, nodes, seed))
+    result = run(builtin(name, nodes, duration_ms), seed, nodes, duration_ms)
+    assert_safe_and_live(result, (name, nodes, seed))
 
 
 def test_the_plan_workload_commits_transactions():
@@ -78,9 +79,9 @@ def test_same_seed_same_trace_and_a_different_seed_differs(tmp_path):
 def test_fast_crypto_follows_the_same_protocol_path():
     # the signature table accepts exactly what real verification accepts, so with forgers
     # around the two modes make the same decisions and produce the same trace
-    scenario = builtin("byzantine-mix", 4, SHORT_MS)
-    real = run(scenario, 3, crypto=CryptoCost(60, 30, real_verify=True))
-    fast = run(scenario, 3, crypto=CryptoCost(60, 30, real_verify=False))
+    scenario = builtin("byzantine-mix", 4, 3_000)
+    real = run(scenario, 3, duration_ms=3_000, crypto=CryptoCost(60, 30, real_verify=True))
+    fast = run(scenario, 3, duration_ms=3_000, crypto=CryptoCost(60, 30, real_verify=False))
     assert real.trace_sha256 == fast.trace_sha256
     assert_safe_and_live(fast, "fast")
 
@@ -110,20 +111,21 @@ def test_double_sign_checker_is_not_vacuous():
 
 CRASH_CYCLES = scenario_from_plain({
     "name": "crash-cycles",
+    "grace_ms": 2_000,
     "events": [
         {"at_ms": 700, "kind": "crash", "node": 2, "until_ms": 1500},
         {"at_ms": 2100, "kind": "crash", "node": 2, "until_ms": 2600},
-        {"at_ms": 3300, "kind": "crash", "node": 2, "until_ms": 4200},
+        {"at_ms": 3000, "kind": "crash", "node": 2, "until_ms": 3600},
     ],
 })
 
 
 @pytest.mark.parametrize("scenario, replica", [(CRASH_CYCLES, 2),
-                                               (builtin("crash-primary", 4, SHORT_MS), 0)],
+                                               (builtin("crash-primary", 4, 6_000), 0)],
                          ids=["backup-crash-cycles", "crash-primary"])
 def test_restarted_replica_rejoins_without_double_votes(tmp_path, scenario, replica):
     path = tmp_path / "trace.jsonl"
-    sim = Simulation(NodeBackend(), scenario, 4, 7, 7_500, SimOptions(trace_path=str(path)))
+    sim = Simulation(NodeBackend(), scenario, 4, 7, 6_000, SimOptions(trace_path=str(path)))
     result = sim.run()
     assert_safe_and_live(result, scenario.name)
     lines = read_trace(path)
