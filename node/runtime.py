@@ -261,18 +261,21 @@ class NodeRuntime:
             self._publish({"type": "block", "height": height, "block_hash": block_hash.hex(),
                            "tx_ids": [tx_id.hex() for tx_id in tx_ids]})
         if not out.committed:
-            self._refresh_view()
+            self._refresh_position()
         self.metrics.observe_view(self._view)
 
     def _refresh_position(self) -> None:
-        status = self.core.status()
-        self._height = status.get("height", self._height)
-        self._view = status.get("view", self._view)
-
-    def _refresh_view(self) -> None:
-        view = self.core.status().get("view", self._view)
+        """Height and view for the log lines; read from the replica directly, because this
+        runs after every frame and tick and ``core.status()`` builds a whole report."""
+        replica = getattr(self.core, "replica", None)
+        if replica is not None:
+            height, view = replica.committed_height, replica.view
+        else:
+            status = self.core.status()
+            height, view = status.get("height", self._height), status.get("view", self._view)
+        self._height = height
         if view != self._view:
-            log.info("view_changed", new_view=view)
+            log.info("view_changed", new_view=view, old_view=self._view)
             self._view = view
 
     def _publish(self, event: dict) -> None:
