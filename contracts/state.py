@@ -35,6 +35,11 @@ EMPTY_HASH = bytes(HASH_BYTES)
 PATH_BITS = 256
 MAX_PROOF_SIBLINGS = PATH_BITS
 
+# Store reads kept in memory (hot records such as params and totals, the top of the tree);
+# dropped all at once when full. The cache only holds what the store says after the node
+# persisted our writes, which take_writes applies to it, so it never changes a result.
+MAX_CACHED_READS = 1 << 18
+
 _LEAF_TAG = 0x00
 _NODE_TAG = 0x01
 _ABSENT = object()  # "no entry in this layer", distinct from a deletion (None)
@@ -75,6 +80,7 @@ class State:
         self._dirty_ordered: list[bytes] = []
         self._changed: dict[bytes, None] = {}
         self._journal: dict[bytes, tuple[Any, bool]] | None = None
+        self._cache: dict[bytes, bytes | None] = {}
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -82,7 +88,16 @@ class State:
         value = self._dirty.get(key, _ABSENT)
         if value is not _ABSENT:
             return value
-        return self._reader.get_state(key)
+        return self._stored(key)
+
+    def _stored(self, key: bytes) -> bytes | None:
+        value = self._cache.get(key, _ABSENT)
+        if value is _ABSENT:
+            value = self._reader.get_state(key)
+            if len(self._cache) >= MAX_CACHED_READS:
+                self._cache.clear()
+            self._cache[key] = value
+        return value
 
     def _is_ordered(self, key: bytes) -> bool:
         return key.startswith(self._ordered_prefixes) if self._ordered_prefixes else False
@@ -196,7 +211,7 @@ class State:
         value = self._dirty.get(key, _ABSENT)
         if value is not _ABSENT:
             return value
-        return self._reader.get_state(key)
+        return self._stored(key)
 
     def _put_position(self, key: bytes, content: bytes | None, old: bytes | None) -> None:
         if content != old:
@@ -317,6 +332,9 @@ class State:
     def take_writes(self) -> list[tuple[bytes, bytes | None]]:
         assert self._journal is None and not self._changed, "commit before taking writes"
         writes = sorted(self._dirty.items())
+        for key, value in writes:
+            if key in self._cache:
+                self._cache[key] = value  # what the store holds once the node persists
         self._dirty = {}
         self._dirty_ordered = []
         return writes

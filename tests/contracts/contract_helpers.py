@@ -6,8 +6,9 @@ place to persist ``take_writes()``, which a dict plus a sort gives.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterator
+
+from sortedcontainers import SortedList
 
 
 class DictReader:
@@ -15,24 +16,24 @@ class DictReader:
 
     def __init__(self, data: dict[bytes, bytes] | None = None) -> None:
         self.data: dict[bytes, bytes] = dict(data or {})
-        self._keys = sorted(self.data)
+        self._keys = SortedList(self.data)
 
     def get_state(self, key: bytes) -> bytes | None:
         return self.data.get(key)
 
     def iterate_state(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:
-        low = bisect.bisect_left(self._keys, start)
-        high = bisect.bisect_left(self._keys, stop)
-        for key in self._keys[low:high]:
+        for key in list(self._keys.irange(start, stop, inclusive=(True, False))):
             yield key, self.data[key]
 
     def apply(self, writes: list[tuple[bytes, bytes | None]]) -> None:
         for key, value in writes:
             if value is None:
-                self.data.pop(key, None)
+                if self.data.pop(key, None) is not None:
+                    self._keys.remove(key)
             else:
+                if key not in self.data:
+                    self._keys.add(key)
                 self.data[key] = value
-        self._keys = sorted(self.data)
 
 
 # --- a small chain driver -------------------------------------------------------------------
@@ -182,3 +183,31 @@ class Chain:
 
 def members_named(prefix: str, count: int) -> list[KeyPair]:
     return [key(f"{prefix}{index}") for index in range(count)]
+
+
+def bulk_enroll(chain: Chain, count: int, deposit_fen: int, age_years: int = 30) -> None:
+    """Enroll and fund ``count`` members by calling the real enroll and deposit handlers in a
+    loop, as execute_block would for that many transactions (minus signatures and blocks).
+    Commits to the state tree and persists every 50,000 members."""
+    from contracts import members
+    from contracts.env import BlockEnv, TxEnv
+
+    app = chain.app
+    plan, state = app._plan, app._state
+    chain.height += 1
+    chain.time_ms += 1_000
+    block = BlockEnv(CHAIN_ID, chain.height, chain.time_ms, sha256(b"bulk"))
+    enroll_env = TxEnv(block, ZERO_HASH, REGISTRAR.public_key)
+    deposit_env = TxEnv(block, ZERO_HASH, TREASURER.public_key)
+    birth_ms = birth_for_age(chain.time_ms, age_years)
+    for index in range(count):
+        public_key = sha256(b"bulk-member-%d" % index)
+        members.enroll(plan, enroll_env, {"public_key": public_key,
+                                          "identity": sha256(b"bulk-identity-%d" % index),
+                                          "birth_ms": birth_ms})
+        members.deposit(plan, deposit_env, {"member_id": member_id_of(public_key),
+                                            "amount_fen": deposit_fen,
+                                            "reference": f"bulk-{index}"})
+        if (index + 1) % 50_000 == 0 or index + 1 == count:
+            chain.root = state.commit_root()
+            chain.reader.apply(state.take_writes())
