@@ -53,6 +53,15 @@ class Dispute:
         assert receipt.ok
         return receipt
 
+    def objected_claim(self) -> int:
+        """A claim approved, objected to, and past its notice: in front of a jury."""
+        claim_id = self.claim()
+        self.review(claim_id, approve=True)
+        assert self.chain.run(self.objector, "claim.object", {
+            "claim_id": claim_id, "reason": "other", "evidence_digest": EVIDENCE}).ok
+        self.chain.advance_to(self.chain.q(f"claim/{claim_id}")["notice_end_ms"])
+        return claim_id
+
     def jury(self, claim_id: int) -> dict:
         return self.chain.q(f"jury/{claim_id}")
 
@@ -129,11 +138,7 @@ def test_objection_sends_the_claim_to_a_jury_that_pays() -> None:
 def test_jury_majority_against_closes_the_claim() -> None:
     dispute = Dispute()
     chain = dispute.chain
-    claim_id = dispute.claim()
-    dispute.review(claim_id, approve=True)
-    chain.run(dispute.objector, "claim.object", {"claim_id": claim_id, "reason": "other",
-                                                 "evidence_digest": EVIDENCE})
-    chain.advance_to(chain.q(f"claim/{claim_id}")["notice_end_ms"])
+    claim_id = dispute.objected_claim()
     dispute.vote(claim_id, ["reject", "reject", "pay", "reject", None])
     claim = chain.q(f"claim/{claim_id}")
     assert claim["status"] == "closed" and claim["outcome"] == "rejected_by_jury"
@@ -144,11 +149,7 @@ def test_jury_majority_against_closes_the_claim() -> None:
 def test_tie_meets_the_fifty_percent_threshold() -> None:
     dispute = Dispute({"jury_size": 4, "jury_quorum": 4})
     chain = dispute.chain
-    claim_id = dispute.claim()
-    dispute.review(claim_id, approve=True)
-    chain.run(dispute.objector, "claim.object", {"claim_id": claim_id, "reason": "other",
-                                                 "evidence_digest": EVIDENCE})
-    chain.advance_to(chain.q(f"claim/{claim_id}")["notice_end_ms"])
+    claim_id = dispute.objected_claim()
     dispute.vote(claim_id, ["pay", "reject", "pay", "reject"])
     assert chain.q(f"claim/{claim_id}")["status"] == "approved"
 
@@ -156,11 +157,7 @@ def test_tie_meets_the_fifty_percent_threshold() -> None:
 def test_missed_quorum_redraws_once_then_the_review_stands() -> None:
     dispute = Dispute()
     chain = dispute.chain
-    claim_id = dispute.claim()
-    dispute.review(claim_id, approve=True)
-    chain.run(dispute.objector, "claim.object", {"claim_id": claim_id, "reason": "other",
-                                                 "evidence_digest": EVIDENCE})
-    chain.advance_to(chain.q(f"claim/{claim_id}")["notice_end_ms"])
+    claim_id = dispute.objected_claim()
     first = dispute.jury(claim_id)
     dispute.vote(claim_id, ["reject", "reject", None, None, None])  # 2 < quorum 3
     second = dispute.jury(claim_id)
