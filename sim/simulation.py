@@ -415,19 +415,9 @@ class Simulation:
 
     def _trace_message(self, kind: str, sender: Endpoint, target: Endpoint, data: bytes,
                        info: MessageInfo, digest: str, note: str) -> None:
-        fields: dict[str, Any] = {"from": sender.replica, "to": target.replica,
-                                  "size": len(data), "type": info.type, "digest": digest}
-        if info.view is not None:
-            fields["view"] = info.view
-        if info.height is not None:
-            fields["height"] = info.height
-        if note:
-            fields["note"] = note
-        if sender.side is not None:
-            fields["from_twin"] = sender.side
-        if target.side is not None:
-            fields["to_twin"] = target.side
-        self.trace.record(self.loop.now_us, kind, **fields)
+        self.trace.record_message(self.loop.now_us, kind, sender.replica, target.replica,
+                                  len(data), info.type, digest, info.view, info.height, note,
+                                  sender.side, target.side)
 
     def _deliver(self, sender: Endpoint, target: Endpoint, data: bytes, note: str,
                  info: MessageInfo, digest: str) -> None:

@@ -73,3 +73,24 @@ def test_derived_seeds_depend_on_seed_and_name():
     assert derive_seed(1, "x") != derive_seed(1, "y")
     assert len(derive_bytes(7, "node-key/0")) == 32
     assert RandomStreams(7).node_seed(0) != RandomStreams(7).node_seed(1)
+
+
+def test_hand_formatted_message_lines_equal_the_generic_json_lines():
+    from sim.trace import Trace
+
+    fast, generic = Trace(), Trace()
+    cases = [
+        dict(view=None, height=None, note="", from_twin=None, to_twin=None),
+        dict(view=3, height=17, note="loss", from_twin=1, to_twin=0),
+        dict(view=0, height=None, note="", from_twin=None, to_twin=1),
+    ]
+    for case in cases:
+        fast.record_message(12, "drop", 1, 2, 300, "prepare", "ab12", case["view"],
+                            case["height"], case["note"], case["from_twin"], case["to_twin"])
+        fields = {"from": 1, "to": 2, "size": 300, "type": "prepare", "digest": "ab12"}
+        for key, name in (("view", "view"), ("height", "height"), ("note", "note"),
+                          ("from_twin", "from_twin"), ("to_twin", "to_twin")):
+            if case[key] is not None and case[key] != "":
+                fields[name] = case[key]
+        generic.record(12, "drop", **fields)
+    assert fast.sha256_hex() == generic.sha256_hex()
