@@ -91,3 +91,20 @@ def test_too_many_faulty_nodes_is_a_usage_error(tmp_path):
     result = simulate("--scenario-file", str(scenario), "--nodes", "4", "--json")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["error"]["code"] == "usage"
+
+
+def test_trace_does_not_depend_on_the_process_hash_seed():
+    # set and dict orders of str keys vary with PYTHONHASHSEED; the trace must not
+    import os
+    import subprocess
+    import sys
+
+    hashes = set()
+    for hash_seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        output = subprocess.run(
+            [sys.executable, "-m", "client.cli", "simulate", "--scenario", "byzantine-mix",
+             "--duration", "1s", "--seed", "9", "--json"],
+            env=env, capture_output=True, text=True, check=True).stdout
+        hashes.add(json.loads(output)["trace_sha256"])
+    assert len(hashes) == 1
