@@ -23,5 +23,9 @@ from client.simulate_cli import simulate  # noqa: E402
 
 main.add_command(simulate)
 
+from client.bench import bench_command  # noqa: E402
+
+main.add_command(bench_command)
+
 if __name__ == "__main__":
     main()

@@ -45,12 +45,16 @@ def _fail(exc: Exception) -> NodeCommandError:
 @click.option("--tick-ms", type=click.IntRange(1, 10_000), default=DEFAULT_TICK_MS,
               show_default=True, help="How often each node ticks its consensus clock.")
 @click.option("--force", is_flag=True, help="Replace an existing testnet directory.")
+@click.option("--bench-keys", type=click.IntRange(0, 255), default=0, show_default=True,
+              help="Extra registrar and treasurer keys (NET/keys/bench/) for huzhu bench.")
 def testnet_command(nodes: int, directory: Path, base_port: int, time_scale: int,
-                    app: str | None, chain_id: str, tick_ms: int, force: bool) -> None:
+                    app: str | None, chain_id: str, tick_ms: int, force: bool,
+                    bench_keys: int) -> None:
     """Create keys, a consortium CA and certificates, genesis and node configs."""
     try:
         layout = create_testnet(directory, nodes, base_port=base_port, time_scale=time_scale,
-                                app=app, chain_id=chain_id, force=force, tick_ms=tick_ms)
+                                app=app, chain_id=chain_id, force=force, tick_ms=tick_ms,
+                                bench_keys=bench_keys)
     except HuzhuError as exc:
         raise _fail(exc) from None
     click.echo(describe(layout))

@@ -23,11 +23,43 @@ MIN_INT = -(2**63)
 Plain = None | bool | int | bytes | str | list | dict
 
 
+# Exact types that encode as they are. Everything else (subclasses included) goes through the
+# general rules in ``_normalize_any``; the fast path below only saves calls on the hot path.
+_AS_IS = frozenset((str, bytes, bool, type(None)))
+
+
 def _normalize(value: Any, depth: int) -> Any:
     """Return ``value`` with maps rebuilt in sorted key order; reject what has no encoding.
 
     ``depth`` counts the lists and maps around ``value``; at most ``MAX_DEPTH`` may nest.
     """
+    kind = type(value)
+    if kind in _AS_IS:
+        return value
+    if kind is int and MIN_INT <= value <= MAX_INT:
+        return value
+    if depth < MAX_DEPTH:
+        if kind is dict:
+            for key in value:
+                if type(key) is not str:
+                    return _normalize_any(value, depth)
+            normalized = {}
+            for key in sorted(value):
+                item = value[key]
+                item_kind = type(item)
+                if item_kind in _AS_IS or (item_kind is int and MIN_INT <= item <= MAX_INT):
+                    normalized[key] = item
+                else:
+                    normalized[key] = _normalize(item, depth + 1)
+            return normalized
+        if kind is list or kind is tuple:
+            return [item if type(item) in _AS_IS else _normalize(item, depth + 1)
+                    for item in value]
+    return _normalize_any(value, depth)
+
+
+def _normalize_any(value: Any, depth: int) -> Any:
+    """The general rules, for every type (``_normalize`` handles the common ones first)."""
     if value is None or isinstance(value, (bool, str, bytes)):
         return value
     if isinstance(value, int):

@@ -88,6 +88,11 @@ class Transaction:
     kind: str
     body: dict
     signature: bytes
+    # The canonical encoding, kept once computed (or decoded from): a node needs it for the
+    # tx id, the block, the store and the wire several times per transaction. The fields are
+    # frozen and a body is never changed after it is signed.
+    _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _id: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def create(
@@ -110,11 +115,19 @@ class Transaction:
         return plain
 
     def encode(self) -> bytes:
-        return codec.encode(self.to_plain())
+        encoded = self._encoded
+        if encoded is None:
+            encoded = codec.encode(self.to_plain())
+            object.__setattr__(self, "_encoded", encoded)
+        return encoded
 
     @property
     def tx_id(self) -> bytes:
-        return sha256(self.encode())
+        tx_id = self._id
+        if tx_id is None:
+            tx_id = sha256(self.encode())
+            object.__setattr__(self, "_id", tx_id)
+        return tx_id
 
     def validate(self) -> None:
         """Structural checks (not the signature)."""
@@ -138,7 +151,10 @@ class Transaction:
 
     @classmethod
     def decode(cls, data: bytes) -> "Transaction":
-        return cls.from_plain(_decode(data, MAX_TX_BYTES, InvalidTransaction))
+        tx = cls.from_plain(_decode(data, MAX_TX_BYTES, InvalidTransaction))
+        # _decode accepted only the canonical encoding, so these bytes are the encoding.
+        object.__setattr__(tx, "_encoded", bytes(data))
+        return tx
 
     def verify_signature(self) -> bool:
         return keys.verify(self.sender, TX_DOMAIN, self.chain_id, self.signing_payload(),

@@ -432,7 +432,13 @@ class NodeCore:
         params = self.consensus_params
         while replica.wants_proposal:
             # Nothing new since the last offer that produced no block: do not offer again.
-            situation = (self.ticks, len(self.mempool), replica.committed_height,
+            # One more waiting transaction is nothing new until it could fill a block: the
+            # batch delay runs in ticks, and offering on every admission would scan up to a
+            # block of the mempool per transaction (quadratic under load).
+            waiting = len(self.mempool) - replica.inflight_tx_count
+            fills_block = (waiting >= params.max_block_txs
+                           or self.mempool.total_bytes >= params.max_block_bytes)
+            situation = (self.ticks, waiting > 0, fills_block, replica.committed_height,
                          replica.executed_height, replica.view)
             if situation == self._idle_offer:
                 return

@@ -4,6 +4,9 @@
     NET/ca/ca.crt, ca.key       the consortium CA (Ed25519), the only TLS trust anchor
     NET/keys/*.json             role keys: one governance key per org, registrar, treasurer,
                                 reviewer (ledger key files, mode 0600)
+    NET/keys/bench/*.json       with bench_keys=K: K more registrar and K more treasurer keys
+                                (registrarNNN.json, treasurerNNN.json), so a load generator
+                                can sign from many senders, each with its own nonces
     NET/nodeI/config.toml       node I's configuration (ports, paths, peers, limits)
     NET/nodeI/node_key.json     node I's Ed25519 key (signs consensus messages)
     NET/nodeI/tls/node.key      the same key in PEM form for TLS
@@ -47,6 +50,9 @@ GENESIS_FILE_NAME = "genesis.json"
 DEFAULT_CHAIN_ID = "huzhu-local"
 ROLE_NAMES = ("registrar", "treasurer", "reviewer", "hospital")
 MAX_TESTNET_NODES = 64
+BENCH_ROLES = ("registrar", "treasurer")
+BENCH_KEYS_DIR = "bench"
+MAX_BENCH_KEYS = 255  # the plan allows 256 keys per role; the testnet's own key is one
 PORTS_PER_NODE = 2
 APPS = ("plan", "kv")
 _NODE_DIR = re.compile(r"^node(\d+)$")
@@ -148,7 +154,7 @@ def create_testnet(directory: str | Path, nodes: int, base_port: int = DEFAULT_B
                    time_scale: int = 1, app: str | None = None,
                    chain_id: str = DEFAULT_CHAIN_ID, force: bool = False,
                    host: str = DEFAULT_HOST, tick_ms: int = DEFAULT_TICK_MS,
-                   genesis_time_ms: int | None = None) -> TestnetLayout:
+                   genesis_time_ms: int | None = None, bench_keys: int = 0) -> TestnetLayout:
     directory = Path(directory).resolve()
     app = app or default_app()
     if app not in APPS:
@@ -157,6 +163,9 @@ def create_testnet(directory: str | Path, nodes: int, base_port: int = DEFAULT_B
         raise TestnetError("bad_nodes", f"--nodes must be in [1, {MAX_TESTNET_NODES}]")
     if time_scale < 1:
         raise TestnetError("bad_time_scale", "--time-scale must be a positive integer")
+    if not 0 <= bench_keys <= MAX_BENCH_KEYS or (bench_keys and app != "plan"):
+        raise TestnetError("bad_bench_keys",
+                           f"--bench-keys must be in [0, {MAX_BENCH_KEYS}] (plan app only)")
     if not 1024 <= base_port <= 65535 - PORTS_PER_NODE * nodes:
         raise TestnetError("bad_port", "--base-port leaves no room for the nodes' ports")
     _prepare_directory(directory, force)
@@ -176,6 +185,11 @@ def create_testnet(directory: str | Path, nodes: int, base_port: int = DEFAULT_B
         role_key = KeyPair.generate()
         role_key.save(keys_dir / f"{role}.json")
         roles[role] = [role_key.public_key.hex()]
+    for role in BENCH_ROLES if bench_keys else ():
+        for number in range(bench_keys):
+            role_key = KeyPair.generate()
+            role_key.save(keys_dir / BENCH_KEYS_DIR / f"{role}{number:03d}.json")
+            roles[role].append(role_key.public_key.hex())
 
     validators = []
     node_keys = []

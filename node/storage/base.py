@@ -223,6 +223,12 @@ class WriteBatch:
         self._add(receipts_key(height), _check_value(encode_receipts(receipts), "receipts"))
 
     def put_state(self, key: bytes, value: bytes) -> None:
+        # A block writes many state entries (the tree's nodes too): plain bytes of legal sizes
+        # skip the general checks below, which accept the same and more.
+        if (type(key) is bytes and type(value) is bytes and len(key) <= MAX_KEY_BYTES
+                and len(value) <= MAX_VALUE_BYTES and not self._finished):
+            self._ops.append((STATE_PREFIX + key, value))
+            return
         key = _check_key(key, "state key")
         self._add(state_key(key), _check_value(value, "state value"))
 
