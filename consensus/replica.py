@@ -203,6 +203,10 @@ class Replica:
         # log
         self._slots: dict[int, Slot] = {}
         self._last_accepted = 0  # highest height with a pre-prepare accepted in this view
+        # Heights at or below this are decided (the NEW-VIEW's anchor): nothing may be
+        # proposed or accepted there in this view, even before this replica has the blocks.
+        self._view_floor = 0
+        self._commit_certs: dict[int, CommitCertificate] = {}  # known above committed
         self._pending: dict[int, tuple[PrePrepare, bytes]] = {}  # pre-prepares waiting
         self._inflight: dict[bytes, int] = {}  # tx id -> height of an accepted, uncommitted block
         self._batch_since_tick: int | None = None
@@ -358,7 +362,7 @@ class Replica:
 
     def _persist_view(self) -> None:
         self._persist.append((wal.VIEW_KEY, wal.encode_view(
-            self.view, self.view_changing, self.consecutive_view_changes)))
+            self.view, self.view_changing, self.consecutive_view_changes, self._view_floor)))
 
     def _verify(self, replica: int, domain: str, payload: Any, signature: bytes) -> bool:
         if not 0 <= replica < self.n:
@@ -465,7 +469,7 @@ class Replica:
     # --- proposing (primary) ------------------------------------------------------------------
 
     def _proposal_height(self) -> int | None:
-        height = max(self.committed_height, self._last_accepted) + 1
+        height = max(self.committed_height, self._last_accepted, self._view_floor) + 1
         if height > self.high_watermark:
             return None
         if self.executed_height < height - self.params.pipeline_depth:
@@ -574,6 +578,9 @@ class Replica:
             return
         if height <= self.committed_height:
             self._drop("stale")
+            return
+        if height <= self._view_floor:
+            self._drop("below_view_floor")  # decided before this view began
             return
         if not self._in_window(height):
             self._drop("out_of_window")
@@ -710,6 +717,9 @@ class Replica:
         if height <= self.committed_height:
             self._drop("stale")
             return
+        if height <= self._view_floor:
+            self._drop("below_view_floor")
+            return
         if not self._in_window(height):
             self._drop("out_of_window")
             return
@@ -835,9 +845,17 @@ class Replica:
             return
         cert = self._commit_quorum(slot)
         if cert is not None:
-            self._certified_height = cert.height
-            if self.best_commit_cert is None or cert.height > self.best_commit_cert.height:
-                self.best_commit_cert = cert
+            self._learn_commit_certificate(cert)
+
+    def _learn_commit_certificate(self, cert: CommitCertificate) -> None:
+        """A (verified) certificate for a height above the committed tip: deliver with it
+        once the block is known, fetch the block otherwise."""
+        if cert.height <= self.committed_height:
+            return
+        self._commit_certs.setdefault(cert.height, cert)
+        self._certified_height = max(self._certified_height, cert.height)
+        if self.best_commit_cert is None or cert.height > self.best_commit_cert.height:
+            self.best_commit_cert = cert
 
     # --- delivery and execution ---------------------------------------------------------------
 
@@ -852,6 +870,11 @@ class Replica:
                     block = slot.blocks.get(cert.block_hash)
                     if block is not None:
                         entry = (block, cert)
+            known = self._commit_certs.get(height)
+            if entry is None and known is not None and slot is not None:
+                block = slot.blocks.get(known.block_hash)
+                if block is not None:
+                    entry = (block, known)
             if entry is None:
                 entry = self._sync_buffer.get(height)
             if entry is None:
@@ -876,6 +899,7 @@ class Replica:
                 self._inflight.pop(tx_id, None)
         self._block_tx_ids.pop(cert.block_hash, None)
         self._sync_buffer.pop(height, None)
+        self._commit_certs.pop(height, None)
         self._pending.pop(height, None)
         self._commit.append((block, cert))
         self._count("committed")
@@ -982,6 +1006,8 @@ class Replica:
             del self._own_checkpoints[old]
         for old in [h for h in self._pending if h <= height]:
             del self._pending[old]
+        for old in [h for h in self._commit_certs if h <= height]:
+            del self._commit_certs[old]
         for old in sorted(h for h in self._wal_heights if h <= height):
             for key in self._wal_heights.pop(old):
                 self._persist.append((key, None))
@@ -1292,6 +1318,7 @@ class Replica:
             self._forget_view_state()
         self.view_changing = False
         self._timer_deadline = None
+        self._view_floor = plan.anchor_height
         self._persist_view()
         self._new_views[view] = message
         for replica in [r for r, vc in self._view_changes.items() if vc.new_view <= view]:
@@ -1302,9 +1329,7 @@ class Replica:
                 self._set_stable(vc.checkpoint)
         anchor = plan.anchor_certificate
         if anchor is not None:
-            self._certified_height = max(self._certified_height, anchor.height)
-            if self.best_commit_cert is None or anchor.height > self.best_commit_cert.height:
-                self.best_commit_cert = anchor
+            self._learn_commit_certificate(anchor)
         blocks = {block.block_hash: block for block in message.blocks}
         for entry in message.preprepares[:count]:
             height = entry.height
@@ -1475,7 +1500,8 @@ class Replica:
         votes: list[tuple[int, int, int, Message]] = []
         for key, value in records:
             if key == wal.VIEW_KEY:
-                self.view, self.view_changing, self.consecutive_view_changes = wal.decode_view(value)
+                (self.view, self.view_changing, self.consecutive_view_changes,
+                 self._view_floor) = wal.decode_view(value)
             elif key == wal.STABLE_KEY:
                 self.stable = CheckpointProof.from_plain(codec.decode(value))
             elif key.startswith(wal.VOTE_PREFIX):

@@ -3,7 +3,7 @@
 Records (keys are bytes, ascending order is the restore order):
 
     b"stable"                              the stable checkpoint proof
-    b"view"                                {view, changing, consecutive}: the view is never lost
+    b"view"                                {view, changing, consecutive, floor}: never lost
     b"vote/" + u64(height) + u64(view) + phase   one of this replica's own signed messages
     b"cert/" + u64(height)                 the best prepared certificate held, with its block
     b"vc/" + u64(view)                     this replica's VIEW-CHANGE for that view
@@ -64,10 +64,11 @@ def parse_u64_suffix(key: bytes, prefix: bytes) -> int:
     return _U64.unpack(body)[0]
 
 
-def encode_view(view: int, changing: bool, consecutive: int) -> bytes:
-    return codec.encode({"changing": changing, "consecutive": consecutive, "view": view})
+def encode_view(view: int, changing: bool, consecutive: int, floor: int) -> bytes:
+    return codec.encode({"changing": changing, "consecutive": consecutive, "floor": floor,
+                         "view": view})
 
 
-def decode_view(data: bytes) -> tuple[int, bool, int]:
+def decode_view(data: bytes) -> tuple[int, bool, int, int]:
     plain = codec.decode(data)
-    return plain["view"], plain["changing"], plain["consecutive"]
+    return plain["view"], plain["changing"], plain["consecutive"], plain["floor"]

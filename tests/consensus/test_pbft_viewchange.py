@@ -188,3 +188,50 @@ def test_view_change_messages_for_far_views_are_dropped():
     assert cluster.replica(0).stats["dropped.far_view"] == 1
     assert cluster.replica(0).view == 0
     assert isinstance(vc, ViewChange)
+
+
+def test_new_view_anchor_above_the_new_primary_is_never_proposed_again():
+    """Only replica 3 commits block 1, and the new primary (1) never even saw it. NEW-VIEW's
+    anchor is block 1, above the new primary's committed height: the primary must fetch
+    that very block and propose from height 2, never a new block 1."""
+    cluster = Cluster()
+    cluster.start()
+    cluster.drop = lambda source, target, message: (
+        (isinstance(message, Commit) and target != 3)
+        or (isinstance(message, PrePrepare) and target == 1))
+    cluster.propose(make_txs(0, 1))
+    cluster.deliver_all()
+    assert cluster.heights() == [0, 0, 0, 1]
+    first = cluster.nodes[3].chain[0][0]
+    cluster.drop = None
+    cluster.crash(0)
+    run_until(cluster, lambda: in_view(cluster, 1, [1, 2, 3]))
+    new_primary = cluster.replica(1)
+    assert new_primary._view_floor == 1 and new_primary.committed_height == 0
+    # it has transactions at once, but nothing to propose until it holds block 1
+    assert not new_primary.wants_proposal
+    cluster.step(1, Propose(make_txs(5, 1)))
+    cluster.deliver_all()
+    run_until(cluster, lambda: cluster.heights()[1:] == [1, 1, 1])
+    assert new_primary.stats.get("synced_blocks", 0) >= 1 or cluster.replica(2).stats.get(
+        "synced_blocks", 0) >= 1
+    cluster.step(1, Propose(make_txs(7, 1)))
+    cluster.deliver_all()
+    for index in (1, 2, 3):
+        chain = cluster.nodes[index].chain
+        assert chain[0][0].block_hash == first.block_hash
+        assert chain[1][0].header.view == 1 and chain[1][0].txs == make_txs(7, 1)
+    cluster.assert_consistent()
+
+
+def test_preprepare_below_the_view_floor_is_refused():
+    from consensus.events import Receive
+    from test_pbft_validation import block_for, preprepare
+    cluster = Cluster()
+    cluster.start()
+    cluster.tick()
+    replica = cluster.replica(2)
+    replica._view_floor = 1  # as after a NEW-VIEW whose anchor is block 1
+    cluster.step(2, Receive(0, preprepare(cluster, block_for(cluster, height=1))))
+    assert replica.stats["dropped.below_view_floor"] == 1
+    assert cluster.replica(0)._proposal_height() == 1  # floors are per replica and view
