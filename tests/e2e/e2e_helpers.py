@@ -69,10 +69,10 @@ def http(method: str, url: str, body: bytes | None = None,
 
 class Net:
     def __init__(self, directory: Path, nodes: int = 4, app: str = "kv",
-                 time_scale: int = 1) -> None:
+                 time_scale: int = 1, bench_keys: int = 0) -> None:
         self.base_port = free_port_block(2 * nodes)
         self.layout = create_testnet(directory, nodes, base_port=self.base_port, app=app,
-                                     time_scale=time_scale)
+                                     time_scale=time_scale, bench_keys=bench_keys)
         self.directory = self.layout.directory
         self.homes = list(self.layout.node_homes)
         self.configs = [load_config(home) for home in self.homes]
