@@ -10,7 +10,7 @@ stop stepping) and restart them from their WAL.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from consensus.events import BROADCAST, CommittedTip, Executed, Propose, Ready, Receive, Tick
 from consensus.messages import decode_message
@@ -201,6 +201,3 @@ class Cluster:
                 previous = GENESIS_HASH if position == 0 else node.chain[position - 1][0].block_hash
                 assert block.header.prev_hash == previous
 
-
-def forge_with(message, **changes):
-    return replace(message, **changes)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pbft_harness import TEST_PARAMS, Cluster, make_txs
 
 from consensus.events import Propose
-from consensus.messages import Commit, NewView, PrePrepare, ViewChange
+from consensus.messages import Commit, NewView, PrePrepare
 
 
 def run_until(cluster: Cluster, condition, max_ticks: int = 400, waiting_txs: int = 1) -> int:
@@ -187,7 +187,6 @@ def test_view_change_messages_for_far_views_are_dropped():
     cluster.step(0, Receive(1, encode_message(vc)))
     assert cluster.replica(0).stats["dropped.far_view"] == 1
     assert cluster.replica(0).view == 0
-    assert isinstance(vc, ViewChange)
 
 
 def test_new_view_anchor_above_the_new_primary_is_never_proposed_again():
