@@ -457,7 +457,10 @@ class Api:
                 if event is None:  # the node dropped a subscriber that fell behind
                     await ws.close(code=1008, message=b"too slow")
                     break
-                await ws.send_json(event)
+                try:
+                    await ws.send_json(event)
+                except ConnectionResetError:  # the subscriber went away mid-send
+                    break
         finally:
             unsubscribe()
             reader.cancel()
