@@ -349,10 +349,12 @@ class NodeMetrics:
         self.message_bytes = Counter(_metric_name("message_bytes"),
                                      "Bytes of peer frames by direction and type.",
                                      ["direction", "type"], registry=registry)
-        for direction in ("in", "out"):
-            for kind in MESSAGE_TYPE_LABELS:
-                self.messages.labels(direction, kind)
-                self.message_bytes.labels(direction, kind)
+        # Every (direction, type) series exists from the start (a scrape shows zeros, not
+        # gaps) and is looked up in a plain dict on the per-frame path.
+        self._frame_series = {
+            (direction, kind): (self.messages.labels(direction, kind),
+                                self.message_bytes.labels(direction, kind))
+            for direction in ("in", "out") for kind in MESSAGE_TYPE_LABELS}
         self.txs_submitted = Counter(_metric_name("txs_submitted"),
                                      "Transactions submitted to this node's API, by outcome.",
                                      ["outcome"], registry=registry)
@@ -397,8 +399,9 @@ class NodeMetrics:
 
     def _frame(self, direction: str, data: bytes, copies: int) -> None:
         kind, height = frame_summary(data)
-        self.messages.labels(direction, kind).inc(copies)
-        self.message_bytes.labels(direction, kind).inc(len(data) * copies)
+        count, size = self._frame_series[direction, kind]
+        count.inc(copies)
+        size.inc(len(data) * copies)
         if kind == "preprepare" and height is not None and height not in self._proposed_at:
             self._proposed_at[height] = self.clock_s()
             if len(self._proposed_at) > MAX_TRACKED_HEIGHTS:

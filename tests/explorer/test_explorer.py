@@ -33,7 +33,7 @@ from ledger.types import Transaction
 
 pytestmark = pytest.mark.e2e
 
-WAIT_S = 20.0
+WAIT_S = 30.0
 PHONE_SIZE = (390, 844)
 DESKTOP_SIZE = (1280, 900)
 YEAR_MS = 365 * 24 * 3600 * 1000
@@ -43,7 +43,8 @@ ACCIDENT = "ACCIDENT"  # contracts.conditions.ACCIDENT_CODE: no waiting period
 # --- the consortium and its plan scenario ------------------------------------------------------
 
 class Scenario:
-    """Plan transactions sent through the nodes; each batch is waited for until committed."""
+    """Plan transactions sent through the nodes; each batch is waited for until committed
+    on every node."""
 
     def __init__(self, net: Net) -> None:
         self.net = net
@@ -65,15 +66,23 @@ class Scenario:
             self.nonces[key.public_key] = nonce + 1
             sent.append((name, node, tx.tx_id.hex()))
         for name, node, tx_id in sent:
-            answer = self.net.wait_until(lambda: self._committed(node, tx_id),
-                                         f"{name} committed", timeout_s=WAIT_S)
+            # Committed on every node: the next transaction may go to any of them, and their
+            # admission checks read their own state.
+            answers = self.net.wait_until(lambda: self._committed_everywhere(tx_id),
+                                          f"{name} committed everywhere", timeout_s=WAIT_S)
+            answer = answers[node]
             assert answer["receipt"]["ok"], (name, answer["receipt"])
             self.committed[name] = answer
         return {name: self.committed[name] for name, _, _ in sent}
 
-    def _committed(self, node: int, tx_id: str) -> dict | None:
-        status, answer = self.net.get(node, f"/txs/{tx_id}")
-        return answer if status == 200 and answer["status"] == "committed" else None
+    def _committed_everywhere(self, tx_id: str) -> list[dict] | None:
+        answers = []
+        for node in range(len(self.net.homes)):
+            status, answer = self.net.get(node, f"/txs/{tx_id}")
+            if status != 200 or answer["status"] != "committed":
+                return None
+            answers.append(answer)
+        return answers
 
     def wait_for_block_time(self, time_ms: int) -> None:
         # Block times are the primary's wall clock, on this machine.
@@ -83,8 +92,9 @@ class Scenario:
 
 # A short public notice and jury windows and a one-juror quorum, voted by three of the four
 # orgs, so an objected claim goes to a jury that sits, votes and decides within the test.
-JURY_SETTINGS = {"notice_ms": 2_500, "juror_seniority_ms": 0, "commit_ms": 2_500,
-                 "reveal_ms": 2_500, "jury_quorum": 1}
+# The windows leave room for a slow machine: each step must land inside its window.
+JURY_SETTINGS = {"notice_ms": 4_000, "juror_seniority_ms": 0, "commit_ms": 5_000,
+                 "reveal_ms": 4_000, "jury_quorum": 1}
 
 
 def backdate_genesis(net: Net) -> None:
