@@ -20,7 +20,7 @@ import signal
 import pytest
 
 from e2e_helpers import Net
-from plan_load import PlanLoad, check_consortium
+from plan_load import PlanLoad, check_consortium, settled
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +65,14 @@ def primary_of(net: Net, indexes) -> int:
     raise AssertionError("no node answers /status")
 
 
-def kill9_rounds(net: Net, load: PlanLoad, rng: random.Random, rounds: int) -> None:
+def kill9_rounds(net: Net, load: PlanLoad, rng: random.Random, rounds: int,
+                 catch_up_first: bool = True) -> None:
+    """Kill -9 a random node, let the others commit without it, restart it.
+
+    With ``catch_up_first`` the next round waits until the restarted node has caught up, so
+    at most one node is behind at any time (the fault model: f = 1). Without it the next
+    victim may die while the last one is still catching up; the survivors must then still
+    recover once it has."""
     with load:
         wait_progress(net, load, "before the first kill")
         for round_number in range(rounds):
@@ -75,6 +82,10 @@ def kill9_rounds(net: Net, load: PlanLoad, rng: random.Random, rounds: int) -> N
             wait_progress(net, load, f"in round {round_number} without node{victim}")
             net.start(victim)
             net.wait_ready([victim])
+            if catch_up_first:
+                target = max(net.height(index) for index in others)
+                net.wait_until(lambda: net.height(victim) >= target,
+                               f"node{victim} caught up to {target}")
         wait_progress(net, load, "after the last restart")
         # The restarted nodes catch up while the load goes on.
         target = max(net.height(index) for index in others)
@@ -146,6 +157,39 @@ def test_restart_all_nodes_at_once(net: Net, load: PlanLoad) -> None:
 # --- long form -------------------------------------------------------------------------------------
 
 @pytest.mark.slow
+def test_next_primary_dies_while_a_restarted_node_catches_up(tmp_path) -> None:
+    """A backup is killed and the others run far ahead (past its watermark window); it is
+    restarted and, before it has caught up, the primary of the next view dies. Three correct
+    nodes remain (one of them behind), so the consortium must commit again once the view
+    changes past the dead primary and the restarted node has fetched what it missed."""
+    net = Net(tmp_path / "net", app="plan", bench_keys=CLIENTS)
+    load = PlanLoad(net, CLIENTS)
+    try:
+        net.start_all()
+        with load:
+            wait_progress(net, load, "before the first kill")
+            status = net.status(0)
+            lagger = next(index for index in (3, 2, 1, 0)
+                          if index not in (status["primary"], (status["view"] + 1) % 4))
+            net.kill9(lagger)
+            others = [index for index in range(4) if index != lagger]
+            start = max(net.height(index) for index in others)
+            net.wait_until(lambda: min(net.height(index) for index in others) >= start + 80,
+                           f"80 blocks without node{lagger}")
+            net.start(lagger)
+            net.wait_ready([lagger])
+            next_primary = (net.status(others[0])["view"] + 1) % 4
+            net.kill9(next_primary)
+            wait_progress(net, load, f"without node{next_primary}, node{lagger} catching up")
+        check_live = [index for index in range(4) if index != next_primary]
+        height = net.wait_until(lambda: settled(net, check_live), "the survivors settle")
+        assert height > start + 80
+    finally:
+        load.stop_event.set()
+        net.close()
+
+
+@pytest.mark.slow
 def test_long_fault_campaign(tmp_path) -> None:
     rng = random.Random(SEED + 1)
     net = Net(tmp_path / "net", app="plan", bench_keys=CLIENTS)
@@ -153,7 +197,7 @@ def test_long_fault_campaign(tmp_path) -> None:
     try:
         net.start_all()
         for campaign_round in range(4):
-            kill9_rounds(net, load, rng, rounds=4)
+            kill9_rounds(net, load, rng, rounds=4, catch_up_first=False)
             check_consortium(net, load)
             sigstop_primary(net, load)
             check_consortium(net, load)
