@@ -99,11 +99,15 @@ def _no_ext(code: int, data: bytes) -> Any:
 _SCALAR_TYPES = (type(None), bool, int, str, bytes)
 
 
-def _check_plain(value: Any, depth: int) -> None:
-    """Reject decoded values that are not plain (floats, msgpack's built-in timestamp ext)."""
+def _check_plain(value: Any, depth: int) -> bool:
+    """Reject decoded values that are not plain (floats, msgpack's built-in timestamp ext).
+
+    Returns whether every map already has str keys in sorted order, in which case the value
+    re-encodes without being normalized first (see ``decode``).
+    """
     kind = type(value)
     if kind in _SCALAR_TYPES:
-        return
+        return True
     if kind is float:
         raise DecodeError("float", "floats are not allowed")
     if kind is not list and kind is not dict:
@@ -111,8 +115,18 @@ def _check_plain(value: Any, depth: int) -> None:
         raise DecodeError("ext_type", f"{kind.__name__} values are not allowed")
     if depth >= MAX_DEPTH:
         raise DecodeError("too_deep", f"nesting deeper than {MAX_DEPTH}")
+    ordered = True
+    if kind is dict:
+        previous = None
+        for key in value:
+            if type(key) is not str or (previous is not None and not previous < key):
+                ordered = False
+                break
+            previous = key
     for item in value if kind is list else value.values():
-        _check_plain(item, depth + 1)
+        if type(item) not in _SCALAR_TYPES and not _check_plain(item, depth + 1):
+            ordered = False
+    return ordered
 
 
 def decode(data: bytes, max_bytes: int = MAX_ENCODED_BYTES) -> Any:
@@ -139,11 +153,14 @@ def decode(data: bytes, max_bytes: int = MAX_ENCODED_BYTES) -> Any:
         raise DecodeError("too_deep", f"nesting deeper than {MAX_DEPTH}") from None
     except Exception as exc:  # msgpack raises many types for malformed input
         raise DecodeError("malformed", f"not msgpack: {type(exc).__name__}") from None
-    _check_plain(value, 0)
-    try:
-        canonical = encode(value)
-    except EncodeError as exc:
-        raise DecodeError(exc.code, exc.message) from None
+    if _check_plain(value, 0):
+        # Plain, with every map in sorted str-key order: encode would only copy it.
+        canonical = msgpack.packb(value, use_bin_type=True, strict_types=False)
+    else:
+        try:
+            canonical = encode(value)
+        except EncodeError as exc:
+            raise DecodeError(exc.code, exc.message) from None
     if canonical != data:
         raise DecodeError("non_canonical", "input is not the canonical encoding of its value")
     return value
