@@ -243,6 +243,19 @@ def screenshot(driver: Any, name: str) -> None:
         driver.save_screenshot(str(Path(directory) / f"{name}.png"))
 
 
+def assert_fits_a_phone(driver: Any, name: str) -> None:
+    """At phone width the page must not scroll sideways (wide tables scroll in their box)."""
+    driver.set_window_size(*PHONE_SIZE)
+    wait_for(driver, lambda d: d.execute_script("return window.innerWidth") <= PHONE_SIZE[0],
+             "the phone-sized window")
+    overflow = driver.execute_script(
+        "return document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the phone-sized {name} page scrolls sideways by {overflow}px"
+    assert driver.find_element("id", "search-input").is_displayed()
+    screenshot(driver, f"{name}-phone")
+    driver.set_window_size(*DESKTOP_SIZE)
+
+
 def height_shown(driver: Any) -> int:
     text = text_of(driver, "stat-height").replace(",", "")
     return int(text) if text.isdigit() else -1
@@ -297,14 +310,7 @@ def test_dashboard_shows_validators_and_grows_live(page: Any, net: Net, scenario
     wait_for(page, lambda d: text_of(d, "stat-rate") not in ("", "—"), "a tx rate")
     screenshot(page, "dashboard-desktop")
 
-    page.set_window_size(*PHONE_SIZE)
-    wait_for(page, lambda d: d.execute_script("return window.innerWidth") <= PHONE_SIZE[0],
-             "the phone-sized window")
-    overflow = page.execute_script(
-        "return document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"the phone-sized page scrolls sideways by {overflow}px"
-    assert page.find_element("id", "search-input").is_displayed()
-    screenshot(page, "dashboard-phone")
+    assert_fits_a_phone(page, "dashboard")
 
 
 def test_block_page_shows_header_transactions_and_certificate(page: Any, net: Net,
@@ -319,6 +325,7 @@ def test_block_page_shows_header_transactions_and_certificate(page: Any, net: Ne
     assert len(signers) >= 3  # 2f + 1 of 4
     assert "quorum" in page.find_element("tag name", "body").text
     screenshot(page, "block")
+    assert_fits_a_phone(page, "block")
     tx_link = page.find_element("css selector", f"#block-txs a[href='#/tx/{review['tx_id']}']")
     assert "claim.review" in text_of(page, "block-txs")
     tx_link.click()
@@ -338,6 +345,7 @@ def test_transaction_page_verifies_its_inclusion_proof(page: Any, scenario: dict
     wait_for(page, lambda d: "verified" in (status.get_attribute("class") or ""),
              "the inclusion proof verified")
     screenshot(page, "transaction")
+    assert_fits_a_phone(page, "transaction")
     body = page.find_element("tag name", "body").text
     assert "evidence.anchor" in body
     for digest in scenario["documents"]:
@@ -351,6 +359,7 @@ def test_claim_and_member_pages(page: Any, scenario: dict) -> None:
     wait_for(page, lambda d: "Evidence" in d.find_element("tag name", "body").text,
              "the claim")
     screenshot(page, "claim")
+    assert_fits_a_phone(page, "claim")
     body = page.find_element("tag name", "body").text
     for digest in scenario["documents"]:
         assert digest in body
