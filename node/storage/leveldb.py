@@ -17,12 +17,20 @@ import plyvel
 from node.storage.base import Op, Store, StoreError
 
 
+BLOOM_FILTER_BITS = 10  # per key: about 1% false positives
+BLOCK_CACHE_BYTES = 64 * 1024 * 1024  # LevelDB's own cache of uncompressed blocks
+
+
 class LevelDBStore(Store):
     def __init__(self, path: str | os.PathLike[str], create_if_missing: bool = True) -> None:
         super().__init__()
         self.path = Path(path)
         try:
-            self._db = plyvel.DB(str(self.path), create_if_missing=create_if_missing)
+            # Bloom filters make lookups of absent keys cheap (every new tx id is checked
+            # against the committed ones; the state tree reads keys that do not exist yet).
+            self._db = plyvel.DB(str(self.path), create_if_missing=create_if_missing,
+                                 bloom_filter_bits=BLOOM_FILTER_BITS,
+                                 lru_cache_size=BLOCK_CACHE_BYTES)
         except plyvel.IOError as exc:
             message = _message(exc)
             if "lock" in message.lower():
