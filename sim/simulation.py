@@ -158,7 +158,7 @@ class Simulation:
         self.bytes_sent = 0
         self.messages_delivered = 0
         self.messages_dropped = 0
-        self._halted = False
+        self.halted = False
         self._describe_cache: tuple[bytes, MessageInfo, str] | None = None
         self.workload = Workload(self, scenario.workload, self.streams.stream("workload"))
         self.genesis = backend.make_genesis(
@@ -232,9 +232,9 @@ class Simulation:
         last_heal_us = ms_to_us(self.scenario.last_heal_ms())
         self.loop.schedule_at(last_heal_us, self._mark_liveness_baseline)
         end_us = ms_to_us(self.duration_ms)
-        self.loop.run_until(end_us, stop=lambda: self._halted)
-        if not self._halted:
-            running = [r for r in self.honest if self._honest_endpoint(r).running]
+        self.loop.run_until(end_us, stop=lambda: self.halted)
+        if not self.halted:
+            running = [r for r in self.honest if self.honest_endpoint(r).running]
             for violation in self.liveness.check_end(self.loop.now_us, self._honest_heights(), running):
                 self.trace.record(self.loop.now_us, "violation", violation=violation.kind,
                                   detail=violation.detail)
@@ -262,11 +262,11 @@ class Simulation:
             messages_delivered=self.messages_delivered, messages_dropped=self.messages_dropped,
             events_run=self.loop.events_run, violations=violations, heights=heights)
 
-    def _honest_endpoint(self, replica: int) -> Endpoint:
+    def honest_endpoint(self, replica: int) -> Endpoint:
         return self.by_replica[replica][0]
 
     def _honest_heights(self) -> dict[int, int]:
-        return {r: self._honest_endpoint(r).committed_height for r in self.honest}
+        return {r: self.honest_endpoint(r).committed_height for r in self.honest}
 
     def _mark_liveness_baseline(self) -> None:
         heights = self._honest_heights()
@@ -300,7 +300,7 @@ class Simulation:
             return
         out = endpoint.core.on_tick(self.node_now_ms(endpoint))
         self._handle_output(endpoint, out)
-        if self._halted or not endpoint.running:
+        if self.halted or not endpoint.running:
             return
         self._check_view(endpoint)
         if endpoint.behaviours is not None:
@@ -339,7 +339,7 @@ class Simulation:
         send_at_us = self._charge(endpoint)
         for commit in out.committed:
             self._on_commit(endpoint, commit)
-            if self._halted:
+            if self.halted:
                 return
         for destination, data in out.send:
             if endpoint.behaviours is not None:
@@ -352,7 +352,7 @@ class Simulation:
                 sends = [(destination, data, "")]
             for dest, item, note in sends:
                 self._transmit(endpoint, dest, item, note, send_at_us)
-            if self._halted:
+            if self.halted:
                 return
 
     def _describe(self, data: bytes) -> tuple[MessageInfo, str]:
@@ -422,7 +422,7 @@ class Simulation:
     def _deliver(self, sender: Endpoint, target: Endpoint, data: bytes, note: str,
                  info: MessageInfo, digest: str) -> None:
         """A copy arrives at ``target``: processed now, or queued while its CPU is busy."""
-        if self._halted:
+        if self.halted:
             return
         if not target.running:
             self.messages_dropped += 1
@@ -453,9 +453,9 @@ class Simulation:
 
     def _drain(self, target: Endpoint, epoch: int) -> None:
         target.drain_scheduled = False
-        if target.epoch != epoch or self._halted:
+        if target.epoch != epoch or self.halted:
             return
-        while target.inbox and target.cpu_free_us <= self.loop.now_us and not self._halted:
+        while target.inbox and target.cpu_free_us <= self.loop.now_us and not self.halted:
             self._process(*target.inbox.popleft())
             if not target.running:
                 return
@@ -503,7 +503,7 @@ class Simulation:
         self.trace.record(self.loop.now_us, "violation", violation=violation.kind,
                           detail=violation.detail)
         if self.options.stop_on_violation:
-            self._halted = True
+            self.halted = True
 
     def _check_view(self, endpoint: Endpoint) -> None:
         """Trace view changes as a node reports them (polled once per tick)."""

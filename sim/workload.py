@@ -67,14 +67,14 @@ class Workload:
         self._submit(client)
 
     def _submit(self, client: _Client) -> None:
-        if client.raw is None or self.sim._halted:
+        if client.raw is None or self.sim.halted:
             return
-        candidates = [r for r in self.sim.honest if self.sim._honest_endpoint(r).running]
+        candidates = [r for r in self.sim.honest if self.sim.honest_endpoint(r).running]
         if not candidates:
             self._retry_later(client)
             return
         replica = candidates[self.rng.randrange(len(candidates))]
-        endpoint = self.sim._honest_endpoint(replica)
+        endpoint = self.sim.honest_endpoint(replica)
         client.attempts += 1
         self.submitted += 1
         result, out = endpoint.core.submit_tx(client.raw, self.sim.node_now_ms(endpoint))
