@@ -71,30 +71,27 @@ class SafetyChecker:
                 f"replica {replica} committed height {height} twice: "
                 f"{previous.hex()[:16]} then {block_hash.hex()[:16]}"))
         own[height] = block_hash
-        first = self._block_at.get(height)
-        if first is None:
-            self._block_at[height] = (replica, block_hash)
-            return None
-        if first[1] != block_hash:
-            return self.recorder.add(Violation(
-                t_us, "conflicting_commit",
-                f"height {height}: replica {first[0]} committed {first[1].hex()[:16]}, "
-                f"replica {replica} committed {block_hash.hex()[:16]}"))
-        return None
+        return self._agree(self._block_at, t_us, replica, height, block_hash,
+                           "conflicting_commit", f"block at height {height}")
 
     def on_state(self, t_us: int, replica: int, height: int, state_root: bytes) -> Violation | None:
         """The state root a replica holds after executing ``height``."""
         if replica not in self.honest:
             return None
-        first = self._state_at.get(height)
+        return self._agree(self._state_at, t_us, replica, height, state_root,
+                           "conflicting_state", f"state after height {height}")
+
+    def _agree(self, first_seen: dict[int, tuple[int, bytes]], t_us: int, replica: int,
+               height: int, value: bytes, kind: str, what: str) -> Violation | None:
+        """Record the first honest value at ``height``; any other value is a violation."""
+        first = first_seen.get(height)
         if first is None:
-            self._state_at[height] = (replica, state_root)
+            first_seen[height] = (replica, value)
             return None
-        if first[1] != state_root:
+        if first[1] != value:
             return self.recorder.add(Violation(
-                t_us, "conflicting_state",
-                f"state after height {height}: replica {first[0]} has {first[1].hex()[:16]}, "
-                f"replica {replica} has {state_root.hex()[:16]}"))
+                t_us, kind, f"{what}: replica {first[0]} has {first[1].hex()[:16]}, "
+                            f"replica {replica} has {value.hex()[:16]}"))
         return None
 
     def highest_agreed(self) -> int:
