@@ -56,6 +56,7 @@ def test_arithmetic_conserves_and_floors(payouts, carry_in, members, fee_bps, ca
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3_600)  # a million enrollments take minutes
 def test_worked_example_through_the_plan_with_one_million_members() -> None:
     """DOMAIN.md's example end to end: 1,000,000 members at the boundary, claims of
     RMB 300,000 and RMB 100,000 final in the period, carry 0 -> share 43, carry 200,000."""
