@@ -1033,7 +1033,7 @@ class Replica:
                 self._timer_deadline = self.tick + self.params.view_change_timeout(
                     self.consecutive_view_changes)
             if self.tick >= self._timer_deadline:
-                if self._view_change_count(self.view) >= self.quorum:
+                if self._gave_up_count(self.view) >= self.quorum:
                     # 2f+1 replicas moved but the new primary did not deliver: next view.
                     self._start_view_change(self.view + 1)
                     return
@@ -1058,8 +1058,10 @@ class Replica:
             self._count("view_change_timeouts")
             self._start_view_change(self.view + 1)
 
-    def _view_change_count(self, view: int) -> int:
-        return sum(1 for vc in self._view_changes.values() if vc.new_view == view)
+    def _gave_up_count(self, view: int) -> int:
+        """Replicas known to have left every view below ``view``: a VIEW-CHANGE for a later
+        view also says its sender gave up on this one (PBFT's 2f+1 that start the timer)."""
+        return sum(1 for vc in self._view_changes.values() if vc.new_view >= view)
 
     def _start_view_change(self, new_view: int) -> None:
         assert new_view > self.view

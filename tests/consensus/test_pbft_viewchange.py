@@ -234,3 +234,23 @@ def test_preprepare_below_the_view_floor_is_refused():
     cluster.step(2, Receive(0, preprepare(cluster, block_for(cluster, height=1))))
     assert replica.stats["dropped.below_view_floor"] == 1
     assert cluster.replica(0)._proposal_height() == 1  # floors are per replica and view
+
+
+def test_escalation_counts_replicas_that_already_moved_further():
+    """Replica 0's view-change timer fires one tick before replica 2's. Its VIEW-CHANGE for
+    view 2 reaches replica 2 first; replica 2 must still count it as one of the 2f+1 that
+    gave up on view 1 (the primary of view 1 is dead), move to view 2 and, as its primary,
+    send NEW-VIEW. Counting only VIEW-CHANGEs for exactly view 1 stalled here."""
+    from consensus.events import Tick
+    cluster = Cluster()
+    cluster.start()
+    cluster.crash(1)  # primary of view 1
+    cluster.drop = lambda source, target, message: isinstance(message, PrePrepare)  # 0 silent
+    cluster.step(0, Tick(cluster.now_ms, 1))  # replica 0 runs one tick ahead of the others
+    for _ in range(400):
+        cluster.tick(waiting_txs=1)
+        if all(not cluster.replica(i).view_changing and cluster.replica(i).view == 2
+               for i in (0, 2, 3)):
+            break
+    assert [cluster.replica(i).view for i in (0, 2, 3)] == [2, 2, 2]
+    assert cluster.replica(2).stats.get("new_views_sent") == 1
