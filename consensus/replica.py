@@ -1134,6 +1134,12 @@ class Replica:
             self._drop(reason)
             return
         self._view_changes[sender] = message
+        # What it proves is worth knowing at once: a lagging replica starts fetching blocks
+        # during the view change instead of after it.
+        if message.checkpoint.height > self.stable.height:
+            self._set_stable(message.checkpoint)
+        if message.committed is not None:
+            self._learn_commit_certificate(message.committed)
         self._maybe_join_view_change()
         self._maybe_send_new_view()
 
