@@ -19,6 +19,8 @@ from node.storage.base import Op, Store, StoreError
 
 BLOOM_FILTER_BITS = 10  # per key: about 1% false positives
 BLOCK_CACHE_BYTES = 64 * 1024 * 1024  # LevelDB's own cache of uncompressed blocks
+# A larger memtable means fewer level-0 files and compactions; its log is replayed on open.
+WRITE_BUFFER_BYTES = 32 * 1024 * 1024
 
 
 class LevelDBStore(Store):
@@ -28,9 +30,11 @@ class LevelDBStore(Store):
         try:
             # Bloom filters make lookups of absent keys cheap (every new tx id is checked
             # against the committed ones; the state tree reads keys that do not exist yet).
+            # No compression: hashes, keys and signatures do not compress, snappy only costs.
             self._db = plyvel.DB(str(self.path), create_if_missing=create_if_missing,
                                  bloom_filter_bits=BLOOM_FILTER_BITS,
-                                 lru_cache_size=BLOCK_CACHE_BYTES)
+                                 lru_cache_size=BLOCK_CACHE_BYTES,
+                                 write_buffer_size=WRITE_BUFFER_BYTES, compression=None)
         except plyvel.IOError as exc:
             message = _message(exc)
             if "lock" in message.lower():
