@@ -3,6 +3,12 @@
 Exit codes: 0 safe and live; 2 a safety violation (the seed to reproduce it is printed);
 3 safe but not live (an honest node made no progress after the faults healed); 1 a usage
 error (bad option, unknown scenario, unreadable or invalid scenario file).
+
+``simulate`` is a group that runs a simulation when called without a subcommand; ``simulate
+replay TRACE`` re-runs a trace and checks it matches (exit 4 when it does not), ``simulate
+sweep`` runs a grid of simulations (sim/sweep.py). A failing run prints one command that
+replays it exactly: ``huzhu simulate replay TRACE`` when a trace was written, else every flag
+that determines the run.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ EXIT_OK = 0
 EXIT_USAGE = 1
 EXIT_UNSAFE = 2
 EXIT_NOT_LIVE = 3
+EXIT_REPLAY_MISMATCH = 4
 
 DEFAULT_VERIFY_COST_MS = 0.06  # about one Ed25519 verification on a current core
 DEFAULT_SIGN_COST_MS = 0.03
@@ -48,6 +55,24 @@ class _UsageExitsOne(click.Command):
             raise
 
 
+class _UsageExitsOneGroup(click.Group):
+    """The same for the ``simulate`` group (its subcommands use ``_UsageExitsOne``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            exc.exit_code = EXIT_USAGE
+            raise
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            exc.exit_code = EXIT_USAGE
+            raise
+
+
 def _usage_error(message: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"error": {"code": "usage", "message": message}}))
@@ -55,7 +80,7 @@ def _usage_error(message: str, as_json: bool) -> None:
     sys.exit(EXIT_USAGE)
 
 
-@click.command("simulate", cls=_UsageExitsOne)
+@click.group("simulate", cls=_UsageExitsOneGroup, invoke_without_command=True)
 @click.option("--nodes", "-n", type=click.IntRange(1, 1024), default=None,
               help="Replicas in the consortium (default 4, or the scenario file's).")
 @click.option("--seed", "-s", type=click.IntRange(0, 2**63 - 1), default=1, show_default=True,
@@ -80,14 +105,22 @@ def _usage_error(message: str, as_json: bool) -> None:
                    f"run's own table; auto: real up to {REAL_CRYPTO_MAX_NODES} nodes.")
 @click.option("--keep-going", is_flag=True,
               help="Run to the end after a safety violation instead of stopping at it.")
-def simulate(nodes: int | None, seed: int, duration: str | None, scenario: str | None,
-             scenario_file: str | None, trace_path: str | None, as_json: bool,
-             verify_cost_ms: float, sign_cost_ms: float, crypto: str, keep_going: bool) -> None:
+@click.option("--calibrate-crypto", is_flag=True,
+              help="Measure this machine's Ed25519 sign and verify cost and charge that "
+                   "instead of --verify-cost-ms/--sign-cost-ms (recorded in the trace).")
+@click.pass_context
+def simulate(ctx: click.Context, nodes: int | None, seed: int, duration: str | None,
+             scenario: str | None, scenario_file: str | None, trace_path: str | None,
+             as_json: bool, verify_cost_ms: float, sign_cost_ms: float, crypto: str,
+             keep_going: bool, calibrate_crypto: bool) -> None:
     """Simulate a consortium in virtual time and check safety and liveness.
 
-    Exit 0 when safe and live, 2 on a safety violation (with the seed to reproduce it),
+    Exit 0 when safe and live, 2 on a safety violation (with the command that replays it),
     3 when an honest node made no progress after the faults healed, 1 on a usage error.
+    Subcommands: replay TRACE (re-run a trace and check it matches), sweep (a grid of runs).
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from sim.backend import CryptoCost
     from sim.scenarios import (DEFAULT_DURATION_MS, DEFAULT_NODES, ScenarioError, builtin,
                                load_scenario_file)
@@ -117,10 +150,15 @@ def simulate(nodes: int | None, seed: int, duration: str | None, scenario: str |
         _usage_error(str(exc), as_json)
 
     real_verify = crypto == "real" or (crypto == "auto" and node_count <= REAL_CRYPTO_MAX_NODES)
-    options = SimOptions(
-        crypto=CryptoCost(verify_us=round(verify_cost_ms * 1000), sign_us=round(sign_cost_ms * 1000),
-                          real_verify=real_verify),
-        trace_path=trace_path, stop_on_violation=not keep_going)
+    verify_us, sign_us = round(verify_cost_ms * 1000), round(sign_cost_ms * 1000)
+    if calibrate_crypto:
+        from sim.calibrate import measure_ed25519
+        measured = measure_ed25519()
+        verify_us, sign_us = measured.verify_us, measured.sign_us
+    from sim.replay import run_info
+    cost = CryptoCost(verify_us=verify_us, sign_us=sign_us, real_verify=real_verify)
+    options = SimOptions(crypto=cost, trace_path=trace_path, stop_on_violation=not keep_going,
+                         run_info=run_info(chosen, cost, not keep_going))
     try:
         from sim.nodes import NodeBackend
         backend = NodeBackend()
@@ -133,28 +171,97 @@ def simulate(nodes: int | None, seed: int, duration: str | None, scenario: str |
         _usage_error(f"cannot write the trace: {exc}", as_json)
 
     report: dict[str, Any] = result.to_json()
-    report["crypto"] = "real" if real_verify else "fast"
+    report.update(_run_report(cost, calibrate_crypto))
     if as_json:
         click.echo(json.dumps(report, sort_keys=True))
     else:
         _print_human(report)
-    if not result.safe:
-        click.echo(f"SAFETY VIOLATION: reproduce with `huzhu simulate --seed {seed} "
-                   f"--nodes {node_count} --duration {run_ms}ms "
-                   + (f"--scenario-file {scenario_file}`" if scenario_file else
-                      f"--scenario {chosen.name}`"), err=True)
-        sys.exit(EXIT_UNSAFE)
-    if not result.live:
-        click.echo(f"NO PROGRESS after the faults healed (seed {seed})", err=True)
+    if not result.safe or not result.live:
+        command = _reproduce_command(trace_path, seed, node_count, run_ms, scenario_file,
+                                     chosen.name, cost, keep_going)
+        if not result.safe:
+            click.echo(f"SAFETY VIOLATION: reproduce with `{command}`", err=True)
+            sys.exit(EXIT_UNSAFE)
+        click.echo(f"NO PROGRESS after the faults healed (seed {seed}): reproduce with "
+                   f"`{command}`", err=True)
         sys.exit(EXIT_NOT_LIVE)
     sys.exit(EXIT_OK)
+
+
+def _run_report(cost: Any, calibrated: bool) -> dict[str, Any]:
+    """Which CPU/crypto mode ran and the process's peak memory, for the report."""
+    import resource
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    mode = ("real Ed25519 verification, its cost also charged as virtual CPU time"
+            if cost.real_verify else
+            "no Ed25519 verification (signatures checked against the run's own table); "
+            "verification charged as virtual CPU time only")
+    return {"crypto": "real" if cost.real_verify else "fast", "cpu_model": mode,
+            "verify_cost_us": cost.verify_us, "sign_cost_us": cost.sign_us,
+            "cpu_calibrated": calibrated, "max_rss_mib": round(peak_kib / 1024, 1)}
+
+
+def _reproduce_command(trace_path: str | None, seed: int, nodes: int, run_ms: int,
+                       scenario_file: str | None, scenario_name: str, cost: Any,
+                       keep_going: bool) -> str:
+    """One command that re-runs exactly this run."""
+    import shlex
+
+    from sim.replay import replay_command
+    if trace_path is not None:
+        return replay_command(trace_path)
+    parts = ["huzhu", "simulate", "--seed", str(seed), "--nodes", str(nodes),
+             "--duration", f"{run_ms}ms"]
+    parts += (["--scenario-file", scenario_file] if scenario_file else
+              ["--scenario", scenario_name])
+    parts += ["--verify-cost-ms", f"{cost.verify_us / 1000:g}",
+              "--sign-cost-ms", f"{cost.sign_us / 1000:g}",
+              "--crypto", "real" if cost.real_verify else "fast"]
+    if keep_going:
+        parts.append("--keep-going")
+    return " ".join(shlex.quote(part) for part in parts)
+
+
+@simulate.command("replay", cls=_UsageExitsOne)
+@click.argument("trace", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def replay_command(trace: str, as_json: bool) -> None:
+    """Re-run the run that wrote TRACE and check the new trace is byte-identical.
+
+    Exit 0 when it matches, 4 when it does not (the first differing line is shown), 1 when
+    TRACE is not a replayable trace.
+    """
+    from sim.replay import ReplayError, replay
+
+    try:
+        outcome = replay(trace)
+    except ReplayError as exc:
+        _usage_error(str(exc), as_json)
+    if as_json:
+        click.echo(json.dumps(outcome.to_json(), sort_keys=True))
+    else:
+        spec = outcome.spec
+        click.echo(f"replayed {trace}: scenario {spec.scenario.name}, {spec.nodes} nodes, "
+                   f"seed {spec.seed}, {spec.duration_ms} ms")
+        _print_human({**outcome.result.to_json(), **_run_report(spec.crypto, False)})
+        if outcome.matches:
+            click.echo(f"  MATCH: trace sha256 {outcome.expected_sha256}")
+        else:
+            click.echo(f"  MISMATCH at line {outcome.first_difference_line}:\n"
+                       f"    recorded: {outcome.expected_line}\n"
+                       f"    replayed: {outcome.actual_line}")
+    sys.exit(EXIT_OK if outcome.matches else EXIT_REPLAY_MISMATCH)
 
 
 def _print_human(report: dict[str, Any]) -> None:
     click.echo(f"scenario {report['scenario']}: {report['nodes']} nodes, seed {report['seed']}, "
                f"faulty {report['faulty']} {report['byzantine'] or ''}".rstrip())
     click.echo(f"  virtual {report['virtual_ms']} ms in {report['wall_s']} s wall "
-               f"({report['crypto']} crypto)")
+               f"({report['crypto']} crypto), peak memory {report.get('max_rss_mib')} MiB")
+    if "cpu_model" in report:
+        click.echo(f"  cpu model: {report['cpu_model']}; {report['verify_cost_us']} us per "
+                   f"verification, {report['sign_cost_us']} us per signature"
+                   + (" (calibrated on this machine)" if report.get("cpu_calibrated") else ""))
     click.echo(f"  committed height {report['committed_height']} (lowest honest; highest "
                f"{report['max_committed_height']}), {report['committed_txs']} txs, "
                f"view changes {report['view_changes']}")

@@ -46,6 +46,8 @@ class SimOptions:
     trace_path: str | None = None
     stop_on_violation: bool = True
     keep_trace_lines: int = 0  # tests may inspect the last lines in memory
+    # what a replay needs beyond (seed, nodes, duration): written into the trace's start line
+    run_info: dict | None = None
 
 
 @dataclass(slots=True)
@@ -224,7 +226,8 @@ class Simulation:
         wall_start = time.perf_counter()  # wall time for the report only, never traced
         self.trace.record(0, "start", seed=self.seed, nodes=self.n, scenario=self.scenario.name,
                           byzantine=sorted(self.byzantine), duration_ms=self.duration_ms,
-                          backend=self.backend.name)
+                          backend=self.backend.name,
+                          **({"run": self.options.run_info} if self.options.run_info else {}))
         for endpoint in self.endpoints:
             self._start_endpoint(endpoint, restart=False)
         self._schedule_faults()
