@@ -272,3 +272,111 @@ def _print_human(report: dict[str, Any]) -> None:
     for violation in report["violations"][:5]:
         click.echo(f"    {violation['kind']} at {violation['t_us']} us: {violation['detail']}")
     click.echo(f"  trace sha256 {report['trace_sha256']}")
+
+
+def _csv_list(text: str, what: str, convert=str) -> list:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise click.BadParameter(f"{what} needs at least one value")
+    try:
+        return [convert(item) for item in items]
+    except ValueError:
+        raise click.BadParameter(f"{what}: {text!r} is not a comma-separated list") from None
+
+
+@simulate.command("sweep", cls=_UsageExitsOne)
+@click.option("--nodes", "nodes_text", default="4,7,16", show_default=True,
+              help="Comma-separated node counts.")
+@click.option("--scenarios", "scenarios_text", default="normal,crash-primary", show_default=True,
+              help="Comma-separated built-in scenarios.")
+@click.option("--profiles", "profiles_text", default="lan,region,continents", show_default=True,
+              help="Comma-separated latency profiles: lan, region, continents, loopback.")
+@click.option("--seeds", type=click.IntRange(1, 1000), default=3, show_default=True,
+              help="Seeds per point (1..SEEDS); confidence intervals are across them.")
+@click.option("--duration", "duration", default="5s", show_default=True,
+              help="Virtual duration of each run.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="sweep-out",
+              show_default=True, help="Directory for runs.csv, summary.csv and the plots.")
+@click.option("--jobs", type=click.IntRange(0, 64), default=1, show_default=True,
+              help="Runs at a time, each in its own process (0: in this process).")
+@click.option("--verify-cost-ms", type=click.FloatRange(0, 1000), default=DEFAULT_VERIFY_COST_MS,
+              show_default=True)
+@click.option("--sign-cost-ms", type=click.FloatRange(0, 1000), default=DEFAULT_SIGN_COST_MS,
+              show_default=True)
+@click.option("--calibrate-crypto", is_flag=True,
+              help="Charge this machine's measured Ed25519 costs.")
+@click.option("--crypto", type=click.Choice(["auto", "real", "fast"]), default="auto",
+              show_default=True)
+@click.option("--plots/--no-plots", default=True, show_default=True)
+def sweep_command(nodes_text: str, scenarios_text: str, profiles_text: str, seeds: int,
+                  duration: str, out_dir: str, jobs: int, verify_cost_ms: float,
+                  sign_cost_ms: float, calibrate_crypto: bool, crypto: str, plots: bool) -> None:
+    """Run a grid of simulations and write CSV (and PNG plots) with 95% CIs across seeds.
+
+    Exit 0 when every run was safe and live, 2 when one was unsafe, 3 when one made no
+    progress after its faults healed (each failing run's reproduce command is printed).
+    """
+    from pathlib import Path
+
+    from sim.backend import CryptoCost
+    from sim.scenarios import BUILTIN
+    from sim.sweep import (LATENCY_PROFILES, grid, reproduce_command, run_grid, summarize,
+                           write_csv)
+
+    try:
+        node_counts = _csv_list(nodes_text, "--nodes", int)
+        scenario_names = _csv_list(scenarios_text, "--scenarios")
+        profile_names = _csv_list(profiles_text, "--profiles")
+        run_ms = parse_duration_ms(duration)
+    except click.BadParameter as exc:
+        _usage_error(exc.message, False)
+    bad = [n for n in node_counts if not 1 <= n <= 1024]
+    if bad:
+        _usage_error(f"--nodes must be in 1..1024, not {bad}", False)
+    unknown = [s for s in scenario_names if s not in BUILTIN]
+    if unknown:
+        _usage_error(f"unknown scenarios {unknown}; known: {', '.join(BUILTIN)}", False)
+    unknown = [p for p in profile_names if p not in LATENCY_PROFILES]
+    if unknown:
+        _usage_error(f"unknown profiles {unknown}; known: {', '.join(LATENCY_PROFILES)}", False)
+    verify_us, sign_us = round(verify_cost_ms * 1000), round(sign_cost_ms * 1000)
+    if calibrate_crypto:
+        from sim.calibrate import measure_ed25519
+        measured = measure_ed25519()
+        verify_us, sign_us = measured.verify_us, measured.sign_us
+        click.echo(f"calibrated: {measured.verifies_per_s} Ed25519 verifications/s, "
+                   f"{measured.signs_per_s} signatures/s on this machine")
+    cost = CryptoCost(verify_us=verify_us, sign_us=sign_us, real_verify=crypto != "fast")
+    points = grid(node_counts, scenario_names, profile_names, list(range(1, seeds + 1)), run_ms,
+                  cost, REAL_CRYPTO_MAX_NODES if crypto == "auto" else None)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    click.echo(f"{len(points)} runs, {jobs} at a time -> {out}")
+
+    def progress(row: dict[str, Any]) -> None:
+        click.echo(f"  n={row['nodes']} {row['scenario']} {row['profile']} seed {row['seed']}: "
+                   f"height {row['committed_height']}, p50 "
+                   f"{row['commit_latency_ms_p50']:.1f} ms, {row['wall_s']} s wall"
+                   + ("" if row["safe"] and row["live"] else "  FAILED"))
+    rows = run_grid(points, jobs, progress)
+    summary = summarize(rows)
+    write_csv(out / "runs.csv", rows)
+    write_csv(out / "summary.csv", summary)
+    click.echo(f"wrote {out / 'runs.csv'} and {out / 'summary.csv'}")
+    if plots:
+        from sim.plots import plot_vs_faults, plot_vs_nodes
+        click.echo(f"wrote {plot_vs_nodes(summary, out / 'vs_nodes.png')} and "
+                   f"{plot_vs_faults(summary, out / 'vs_faults.png')}")
+    exit_code = EXIT_OK
+    for row, point in zip(rows, points):
+        if row["safe"] and row["live"]:
+            continue
+        failures = out / "failures"
+        failures.mkdir(exist_ok=True)
+        scenario_path = failures / (f"{point.scenario}-{point.profile}-n{point.nodes}"
+                                    f"-s{point.seed}.json")
+        scenario_path.write_text(json.dumps(point.resolved_scenario().to_plain(), indent=1))
+        label = "SAFETY VIOLATION" if not row["safe"] else "NO PROGRESS"
+        click.echo(f"{label}: reproduce with `{reproduce_command(row, scenario_path)}`", err=True)
+        exit_code = EXIT_UNSAFE if not row["safe"] else max(exit_code, EXIT_NOT_LIVE)
+    sys.exit(exit_code)

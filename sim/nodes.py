@@ -92,9 +92,11 @@ class NodeBackend:
                      consensus: dict[str, int]) -> Genesis:
         public_keys = [key.public_key for key in validator_keys]
         if app == "plan":
-            from contracts.genesis import default_app_genesis
+            from contracts.genesis import MAX_ORGS, default_app_genesis
+            # one governing org per validator, up to the plan's limit of governing orgs
+            # (a consortium of hundreds of nodes is governed by its first MAX_ORGS)
             orgs = [{"name": f"org{index}", "gov_key": sha256(b"gov" + key)}
-                    for index, key in enumerate(public_keys)]
+                    for index, key in enumerate(public_keys[:MAX_ORGS])]
             clients = [key.public_key for key in client_keys]
             app_section = default_app_genesis(
                 orgs, {"registrar": clients, "treasurer": clients},
