@@ -169,26 +169,33 @@ class SweepPoint:
 
 def run_point(point: SweepPoint, backend_factory: Callable[[], Any] | None = None) -> dict[str, Any]:
     """One run of the grid and its measured row (a CSV row: plain values only)."""
+    crypto = CryptoCost(verify_us=point.verify_us, sign_us=point.sign_us,
+                        real_verify=point.real_verify)
+    row = asdict(point)
+    row.update(measure(point.resolved_scenario(), point.nodes, point.seed, point.duration_ms,
+                       crypto, backend_factory))
+    return row
+
+
+def measure(scenario: Scenario, nodes: int, seed: int, duration_ms: int, crypto: CryptoCost,
+            backend_factory: Callable[[], Any] | None = None) -> dict[str, Any]:
+    """Run any scenario once and measure it (the metrics of a sweep row)."""
     if backend_factory is None:
         from sim.nodes import NodeBackend
         backend = NodeBackend()
     else:
         backend = backend_factory()
-    scenario = point.resolved_scenario()
-    crypto = CryptoCost(verify_us=point.verify_us, sign_us=point.sign_us,
-                        real_verify=point.real_verify)
     from sim.replay import run_info
     options = SimOptions(crypto=crypto, stop_on_violation=True,
                          run_info=run_info(scenario, crypto, True))
-    sim = MeasuredSimulation(backend, scenario, point.nodes, point.seed, point.duration_ms, options)
+    sim = MeasuredSimulation(backend, scenario, nodes, seed, duration_ms, options)
     result = sim.run()
     latencies = sorted(us / 1000 for us in sim.latencies_us)
     virtual_s = result.virtual_ms / 1000
     blocks = result.committed_height
     recovery_ms = (us_to_ms(sim.recovered_us) - sim.onset_ms
                    if sim.recovered_us is not None and sim.onset_ms is not None else math.nan)
-    row = asdict(point)
-    row.update({
+    return {
         "safe": result.safe, "live": result.live,
         "committed_height": blocks, "committed_txs": result.committed_txs,
         "view_changes": result.view_changes,
@@ -205,8 +212,7 @@ def run_point(point: SweepPoint, backend_factory: Callable[[], Any] | None = Non
         "virtual_s_per_wall_s": round(virtual_s / result.wall_s, 4) if result.wall_s else math.nan,
         "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "trace_sha256": result.trace_sha256,
-    })
-    return row
+    }
 
 
 def grid(nodes: Sequence[int], scenarios: Sequence[str], profiles: Sequence[str],
