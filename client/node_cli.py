@@ -19,7 +19,8 @@ from rich.table import Table
 from ledger.errors import HuzhuError
 from node import consortium
 from node.config import DEFAULT_BASE_PORT, DEFAULT_TICK_MS, LOG_FORMATS, LOG_LEVELS
-from node.testnet import APPS, DEFAULT_CHAIN_ID, create_testnet, describe
+from node.testnet import (APPS, DEFAULT_CHAIN_ID, DEFAULT_EMPTY_BLOCK_INTERVAL_MS, create_testnet,
+                          describe)
 
 
 class NodeCommandError(click.ClickException):
@@ -47,14 +48,19 @@ def _fail(exc: Exception) -> NodeCommandError:
 @click.option("--force", is_flag=True, help="Replace an existing testnet directory.")
 @click.option("--bench-keys", type=click.IntRange(0, 255), default=0, show_default=True,
               help="Extra registrar and treasurer keys (NET/keys/bench/) for huzhu bench.")
+@click.option("--empty-block-interval-ms", type=click.IntRange(0, 3_600_000),
+              default=DEFAULT_EMPTY_BLOCK_INTERVAL_MS, show_default=True,
+              help="On an idle chain the primary makes an empty block this often, so notice "
+                   "ends, jury deadlines and settlements still happen; 0 turns it off.")
 def testnet_command(nodes: int, directory: Path, base_port: int, time_scale: int,
                     app: str | None, chain_id: str, tick_ms: int, force: bool,
-                    bench_keys: int) -> None:
+                    bench_keys: int, empty_block_interval_ms: int) -> None:
     """Create keys, a consortium CA and certificates, genesis and node configs."""
     try:
         layout = create_testnet(directory, nodes, base_port=base_port, time_scale=time_scale,
                                 app=app, chain_id=chain_id, force=force, tick_ms=tick_ms,
-                                bench_keys=bench_keys)
+                                bench_keys=bench_keys,
+                                empty_block_interval_ms=empty_block_interval_ms)
     except HuzhuError as exc:
         raise _fail(exc) from None
     click.echo(describe(layout))

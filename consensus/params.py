@@ -33,6 +33,10 @@ class ConsensusParams:
     max_block_txs: int = 1000
     max_block_bytes: int = 1024 * 1024  # total encoded size of the block's transactions
     batch_delay_ticks: int = 2
+    # On an idle chain the primary proposes an empty block once the last block is this old
+    # (block time), so time-driven rules (notice ends, jury deadlines, settlements) still run.
+    # 0 turns idle blocks off: blocks are then made only for transactions.
+    empty_block_interval_ms: int = 0
     # The nominal tick the runtime drives the replica with; durations below are in ticks.
     tick_ms: int = 10
     # View change: the base timeout doubles per consecutive view change, up to the cap.

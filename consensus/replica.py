@@ -521,7 +521,8 @@ class Replica:
             ids.append(tx_id)
             size_bytes += tx_bytes
         full = full or len(chosen) >= self.params.max_block_txs
-        needed = height <= self.last_nonempty_height + self.params.pipeline_depth
+        needed = (height <= self.last_nonempty_height + self.params.pipeline_depth
+                  or self._idle_block_due(height))
         if not chosen and not needed:
             self._batch_since_tick = None
             return
@@ -532,6 +533,14 @@ class Replica:
                 return
         self._batch_since_tick = None
         self._propose(height, chosen, ids, size_bytes)
+
+    def _idle_block_due(self, height: int) -> bool:
+        """True when an empty block should keep block time moving on an idle chain: nothing
+        is in flight and the committed tip is at least ``empty_block_interval_ms`` old."""
+        interval_ms = self.params.empty_block_interval_ms
+        if interval_ms == 0 or height != self.committed_height + 1 or self.now_ms is None:
+            return False
+        return self.now_ms - self.tip_timestamp_ms >= interval_ms
 
     def _propose(self, height: int, txs: list[Transaction], ids: list[bytes],
                  size_bytes: int) -> None:

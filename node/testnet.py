@@ -120,13 +120,19 @@ def _app_genesis(app: str, orgs: list[dict], roles: dict[str, list[str]], time_s
                                genesis_time_ms=genesis_time_ms)
 
 
-def _consensus_params(tick_ms: int) -> dict:
+# `huzhu testnet` default: an idle block once a second keeps the plan's clock moving when
+# nobody transacts. The library default is 0 (off) so a test can watch an idle chain stand still.
+DEFAULT_EMPTY_BLOCK_INTERVAL_MS = 1_000
+
+
+def _consensus_params(tick_ms: int, empty_block_interval_ms: int) -> dict:
     """The consensus section, written out in full so the file shows every parameter the
     consortium agrees on. The nodes tick every ``tick_ms``; the replica counts its timeouts in
     ticks of that length."""
     from consensus.params import ConsensusParams
 
-    return replace(ConsensusParams(), tick_ms=tick_ms).validate().to_plain()
+    return replace(ConsensusParams(), tick_ms=tick_ms,
+                   empty_block_interval_ms=empty_block_interval_ms).validate().to_plain()
 
 
 def _prepare_directory(directory: Path, force: bool) -> None:
@@ -154,7 +160,8 @@ def create_testnet(directory: str | Path, nodes: int, base_port: int = DEFAULT_B
                    time_scale: int = 1, app: str | None = None,
                    chain_id: str = DEFAULT_CHAIN_ID, force: bool = False,
                    host: str = DEFAULT_HOST, tick_ms: int = DEFAULT_TICK_MS,
-                   genesis_time_ms: int | None = None, bench_keys: int = 0) -> TestnetLayout:
+                   genesis_time_ms: int | None = None, bench_keys: int = 0,
+                   empty_block_interval_ms: int = 0) -> TestnetLayout:
     directory = Path(directory).resolve()
     app = app or default_app()
     if app not in APPS:
@@ -205,7 +212,7 @@ def create_testnet(directory: str | Path, nodes: int, base_port: int = DEFAULT_B
         "chain_id": chain_id,
         "genesis_time_ms": genesis_time_ms,
         "validators": validators,
-        "consensus": _consensus_params(tick_ms),
+        "consensus": _consensus_params(tick_ms, empty_block_interval_ms),
         "app": _app_genesis(app, orgs, roles, time_scale, genesis_time_ms),
     }
     genesis_path = directory / GENESIS_FILE_NAME

@@ -220,3 +220,24 @@ def test_block_requests_are_served_from_the_store():
     served = sum(core.status()["stats"].get("served_blocks", 0) for core in cluster.cores)
     assert served >= 8
     assert cluster.core(3).status()["app_hash"] == cluster.core(0).status()["app_hash"]
+
+
+def test_idle_chain_makes_empty_blocks_at_the_interval_so_block_time_moves():
+    interval_ms = 500
+    idle = NodeCluster()
+    timed = NodeCluster(consensus={"empty_block_interval_ms": interval_ms})
+    for cluster in (idle, timed):
+        cluster.tick(100)
+    idle_before, timed_before = idle.heights(), timed.heights()
+    for cluster in (idle, timed):
+        cluster.tick(200)  # 2 s of block time with no transaction
+    # Without the interval an idle chain stops once its genesis state is certified.
+    assert idle.heights() == idle_before
+    heights = timed.heights()
+    assert len(set(heights)) == 1 and heights[0] >= timed_before[0] + 3
+    store = timed.stores[0]
+    later_heights = range(timed_before[0] + 1, heights[0] + 1)
+    assert all(store.get_block(h).header.tx_count == 0 for h in later_heights)
+    times = [store.get_block(h).header.timestamp_ms for h in later_heights]
+    # consecutive idle blocks are at least the interval apart, never more often
+    assert all(later - earlier >= interval_ms for earlier, later in zip(times, times[1:]))
