@@ -238,6 +238,9 @@ class PeerTransport:
                 if message.type == aiohttp.WSMsgType.BINARY:
                     link.frames_received += 1
                     self.on_frame(link.peer.id, message.data)
+                    # Reading buffered frames does not suspend: yield after each so one busy
+                    # peer cannot hold the loop while ticks, API requests and /events wait.
+                    await asyncio.sleep(0)
                 elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE):
                     break
                 else:
