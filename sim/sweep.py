@@ -107,10 +107,13 @@ def fault_onset_ms(scenario: Scenario) -> int | None:
 
 
 class MeasuredSimulation(Simulation):
-    """A Simulation that also records per-transaction latency and view-change recovery."""
+    """A Simulation that also records per-transaction latency and view-change recovery, and
+    may charge ``message_us`` of virtual CPU for every message a node handles (on top of its
+    signature work): the processing cost the crypto-only CPU model leaves out."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, message_us: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.message_us = message_us
         self.submitted_us: dict[bytes, int] = {}
         self.latencies_us: list[int] = []
         self.first_commit_us: dict[int, int] = {}
@@ -126,6 +129,11 @@ class MeasuredSimulation(Simulation):
         self.workload._next = next_tx  # type: ignore[method-assign]
         if self.onset_ms is not None:
             self.loop.schedule_at(self.onset_ms * 1000, self._mark_onset)
+
+    def _process(self, sender: Any, target: Any, *rest: Any) -> None:
+        if self.message_us:
+            target.cpu_free_us = max(target.cpu_free_us, self.loop.now_us) + self.message_us
+        super()._process(sender, target, *rest)
 
     def _mark_onset(self) -> None:
         self.onset_views = {r: self._view_of(r) for r in self.honest}
@@ -178,8 +186,11 @@ def run_point(point: SweepPoint, backend_factory: Callable[[], Any] | None = Non
 
 
 def measure(scenario: Scenario, nodes: int, seed: int, duration_ms: int, crypto: CryptoCost,
-            backend_factory: Callable[[], Any] | None = None) -> dict[str, Any]:
-    """Run any scenario once and measure it (the metrics of a sweep row)."""
+            backend_factory: Callable[[], Any] | None = None,
+            message_us: int = 0) -> dict[str, Any]:
+    """Run any scenario once and measure it (the metrics of a sweep row); ``message_us``:
+    virtual CPU charged per handled message besides signatures (not part of a replayable
+    trace's run information, so such runs are for measurement only)."""
     if backend_factory is None:
         from sim.nodes import NodeBackend
         backend = NodeBackend()
@@ -188,7 +199,8 @@ def measure(scenario: Scenario, nodes: int, seed: int, duration_ms: int, crypto:
     from sim.replay import run_info
     options = SimOptions(crypto=crypto, stop_on_violation=True,
                          run_info=run_info(scenario, crypto, True))
-    sim = MeasuredSimulation(backend, scenario, nodes, seed, duration_ms, options)
+    sim = MeasuredSimulation(backend, scenario, nodes, seed, duration_ms, options,
+                             message_us=message_us)
     result = sim.run()
     latencies = sorted(us / 1000 for us in sim.latencies_us)
     virtual_s = result.virtual_ms / 1000
@@ -292,3 +304,19 @@ def reproduce_command(row: dict[str, Any], scenario_path: str | Path) -> str:
              "--sign-cost-ms", f"{row['sign_us'] / 1000:g}",
              "--crypto", "real" if row["real_verify"] else "fast"]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def measure_message_cost_us(duration_ms: int = 1000) -> int:
+    """This machine's wall time per message a NodeCore handles, signatures excluded: a 4-node
+    LAN run with table-checked signatures, wall time over messages delivered (it includes the
+    simulator's own share, about a fifth)."""
+    import time as wall_clock
+
+    from sim.nodes import NodeBackend
+    scenario = builtin("normal", 4, duration_ms)
+    sim = Simulation(NodeBackend(), scenario, 4, 1, duration_ms,
+                     SimOptions(crypto=CryptoCost(real_verify=False)))
+    started = wall_clock.perf_counter()
+    result = sim.run()
+    elapsed = wall_clock.perf_counter() - started
+    return max(1, round(elapsed * 1_000_000 / max(1, result.messages_delivered)))

@@ -112,3 +112,14 @@ def test_reproduce_command_reruns_the_same_point(tmp_path):
     assert command[:2] == ["huzhu", "simulate"]
     result = CliRunner().invoke(main, [*command[1:], "--json"])
     assert json.loads(result.stdout)["trace_sha256"] == row["trace_sha256"]
+
+
+def test_message_cost_slows_virtual_time():
+    from sim.scenarios import builtin
+    from sim.sweep import measure
+    scenario = builtin("normal", 4, 1500)
+    crypto = CryptoCost(verify_us=60, sign_us=30)
+    free = measure(scenario, 4, 1, 1500, crypto)
+    dear = measure(scenario, 4, 1, 1500, crypto, message_us=5000)
+    assert dear["commit_latency_ms_p50"] > free["commit_latency_ms_p50"]
+    assert dear["blocks_per_s"] < free["blocks_per_s"]
