@@ -54,6 +54,10 @@ def plot_vs_nodes(summary: Sequence[dict[str, Any]], path: str | Path) -> Path:
                           yerr=[_finite(r[f"{metric}_ci95"]) for r in rows], marker="o",
                           capsize=3, label=f"{scenario} / {profile}")
         axis.set_xscale("log", base=2)
+        counts = sorted({row["nodes"] for row in summary})
+        axis.set_xticks(counts)
+        axis.set_xticklabels([str(count) for count in counts])
+        axis.minorticks_off()
         axis.set_xlabel("nodes")
         axis.set_title(label, fontsize=10)
         axis.grid(True, alpha=0.3)
