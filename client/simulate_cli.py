@@ -20,6 +20,8 @@ from typing import Any
 
 import click
 
+from client.cli_common import HuzhuGroup  # usage errors exit 1 here too
+
 EXIT_OK = 0
 EXIT_USAGE = 1
 EXIT_UNSAFE = 2
@@ -55,24 +57,6 @@ class _UsageExitsOne(click.Command):
             raise
 
 
-class _UsageExitsOneGroup(click.Group):
-    """The same for the ``simulate`` group (its subcommands use ``_UsageExitsOne``)."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            exc.exit_code = EXIT_USAGE
-            raise
-
-    def resolve_command(self, ctx: click.Context, args: list[str]):
-        try:
-            return super().resolve_command(ctx, args)
-        except click.UsageError as exc:
-            exc.exit_code = EXIT_USAGE
-            raise
-
-
 def _usage_error(message: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"error": {"code": "usage", "message": message}}))
@@ -80,7 +64,7 @@ def _usage_error(message: str, as_json: bool) -> None:
     sys.exit(EXIT_USAGE)
 
 
-@click.group("simulate", cls=_UsageExitsOneGroup, invoke_without_command=True)
+@click.group("simulate", cls=HuzhuGroup, invoke_without_command=True)
 @click.option("--nodes", "-n", type=click.IntRange(1, 1024), default=None,
               help="Replicas in the consortium (default 4, or the scenario file's).")
 @click.option("--seed", "-s", type=click.IntRange(0, 2**63 - 1), default=1, show_default=True,
