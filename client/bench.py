@@ -669,7 +669,8 @@ def free_base_port(count: int) -> int:
     import random
 
     for _ in range(200):
-        base = random.randrange(20_000, 60_000, 2)
+        # Below the ephemeral range (Linux: from 32768), so no outgoing connection holds one.
+        base = random.randrange(20_000, 32_000 - count, 2)
         sockets = []
         try:
             for offset in range(count):

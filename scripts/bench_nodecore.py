@@ -1,13 +1,16 @@
 """CPU per transaction of four NodeCores in one process: no sockets, no HTTP, no event loop.
 
-    .venv/bin/python scripts/bench_nodecore.py [--txs 3000] [--rounds 6] [--memory] [--profile FILE]
+    .venv/bin/python scripts/bench_nodecore.py [--txs 3000] [--rounds 6] [--txs-per-tick 256]
+                      [--consensus batch_delay_ticks=5 ...] [--memory] [--profile FILE]
 
 Four NodeCores over LevelDB stores in a temporary directory (or MemoryStores with --memory)
 are wired by a FIFO queue and driven by ticks of 10 ms virtual time; the workload is `huzhu
 bench`'s (member.enroll and member.deposit from 32 registrar and 32 treasurer keys, signed
 before the clock starts). Each round commits ``--txs`` more transactions on the same chain and
 prints the process CPU time per transaction per node (LevelDB's own threads included), so a
-cost that grows with the chain shows as rounds that get slower. ``--profile`` writes cProfile
+cost that grows with the chain shows as rounds that get slower. ``--txs-per-tick`` sets the
+offered load per 10 ms tick: the default saturates the nodes (big blocks); a few per tick
+shows the cost of many small blocks. ``--profile`` writes cProfile
 stats of the last round. This is the node's core without the runtime around it: compare with
 ``huzhu bench``'s ``node_cpu_ms_per_tx`` (all four nodes) to see what the runtime adds.
 """
@@ -33,7 +36,7 @@ GENESIS_TIME_MS = 1_700_000_000_000
 TICK_MS = 10
 NODES = 4
 CLIENTS = 32
-SUBMIT_PER_CLIENT_PER_TICK = 8
+DEFAULT_TXS_PER_TICK = 256
 
 
 def key(label: bytes) -> KeyPair:
@@ -41,7 +44,7 @@ def key(label: bytes) -> KeyPair:
 
 
 class Cluster:
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, consensus: dict | None = None) -> None:
         validators = [key(b"validator %d" % index) for index in range(NODES)]
         self.registrars = tuple(key(b"registrar %d" % index) for index in range(CLIENTS))
         self.treasurers = tuple(key(b"treasurer %d" % index) for index in range(CLIENTS))
@@ -52,7 +55,7 @@ class Cluster:
                    "treasurer": [k.public_key.hex() for k in self.treasurers]},
             genesis_time_ms=GENESIS_TIME_MS)
         genesis = Genesis.build("huzhu-local", [k.public_key for k in validators],
-                                GENESIS_TIME_MS, app, None)
+                                GENESIS_TIME_MS, app, consensus)
         stores = [MemoryStore() if directory is None else LevelDBStore(directory / f"node{i}")
                   for i in range(NODES)]
         self.cores = [NodeCore(genesis, i, validators[i], stores[i]) for i in range(NODES)]
@@ -90,7 +93,7 @@ class Cluster:
         while any(done - start < count for done, start in zip(self.committed, before)):
             self.tick()
 
-    def round(self, txs: int, tag: bytes) -> None:
+    def round(self, txs: int, tag: bytes, per_tick: int = DEFAULT_TXS_PER_TICK) -> None:
         consortium = Consortium("huzhu-local", GENESIS_TIME_MS, ("",) * NODES,
                                 self.registrars, self.treasurers)
         plans = build_plans(consortium, txs, CLIENTS, dict(self.nonces), tag)
@@ -105,13 +108,17 @@ class Cluster:
         self.wait_committed(before, len(plans))
         start = time.process_time()
         before = list(self.committed)
+        # Round-robin over the clients, each in its own nonce order.
+        order = []
         iterators = [iter(plan.timed) for plan in plans]
-        remaining = txs
-        while remaining:
+        while len(order) < txs:
             for plan, iterator in zip(plans, iterators):
-                for _, (_, raw) in zip(range(SUBMIT_PER_CLIENT_PER_TICK), iterator):
-                    self.submit(plan.node, raw)
-                    remaining -= 1
+                item = next(iterator, None)
+                if item is not None:
+                    order.append((plan.node, item[1]))
+        for offset in range(0, txs, per_tick):
+            for node, raw in order[offset:offset + per_tick]:
+                self.submit(node, raw)
             self.deliver()
             self.tick()
         self.wait_committed(before, txs)
@@ -122,19 +129,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--txs", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--txs-per-tick", type=int, default=DEFAULT_TXS_PER_TICK)
     parser.add_argument("--memory", action="store_true", help="MemoryStores, not LevelDB")
+    parser.add_argument("--consensus", action="append", default=[], metavar="NAME=VALUE",
+                        help="a genesis consensus parameter (repeatable)")
     parser.add_argument("--profile", help="write cProfile stats of the last round here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="huzhu-nodecore-") as tmp:
-        cluster = Cluster(None if args.memory else Path(tmp))
+        consensus = {name: int(value) for name, value in
+                     (item.split("=", 1) for item in args.consensus)}
+        cluster = Cluster(None if args.memory else Path(tmp), consensus or None)
         for number in range(args.rounds):
             last = number == args.rounds - 1
             if args.profile and last:
                 profiler = cProfile.Profile()
-                profiler.runcall(cluster.round, args.txs, b"round %d" % number)
+                profiler.runcall(cluster.round, args.txs, b"round %d" % number,
+                                 args.txs_per_tick)
                 profiler.dump_stats(args.profile)
             else:
-                cluster.round(args.txs, b"round %d" % number)
+                cluster.round(args.txs, b"round %d" % number, args.txs_per_tick)
             heights = [core.status()["height"] for core in cluster.cores]
             print(f"round {number}: {args.txs} txs, {cluster.cpu_s:.2f} s CPU, "
                   f"{cluster.cpu_s / args.txs / NODES * 1e6:.0f} us per tx per node "

@@ -29,10 +29,24 @@ WAIT_S = 60.0
 HTTP_TIMEOUT_S = 20.0
 
 
+LOWEST_TEST_PORT = 20_000
+
+
+def first_ephemeral_port() -> int:
+    """Where the kernel starts picking ports for outgoing connections (Linux: 32768)."""
+    try:
+        return int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port_block(count: int) -> int:
-    """A base port with ``count`` consecutive free ports above it."""
+    """A base port with ``count`` consecutive free ports above it.
+
+    Below the ephemeral range: a port in it can be taken by some outgoing connection while its
+    node is down, and the node then cannot listen again when it restarts."""
     for _ in range(200):
-        base = random.randrange(20_000, 60_000, 2)
+        base = random.randrange(LOWEST_TEST_PORT, first_ephemeral_port() - count, 2)
         sockets = []
         try:
             for offset in range(count):
