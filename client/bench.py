@@ -246,6 +246,7 @@ class PhaseResult:
     refused: dict[str, int] = field(default_factory=dict)  # reason code -> count
     full_retries: int = 0
     latencies_s: list[float] = field(default_factory=list)
+    submit_s: list[float] = field(default_factory=list)  # POST /txs round trips (202 or error)
     first_submit: float = 0.0
     last_commit: float = 0.0
     tx_ids: list[str] = field(default_factory=list)  # committed, in commit order
@@ -343,6 +344,7 @@ class Phase:
             self.pending[tx_id] = (started, plan.index, plan.node)
             self._expected += 1
             code = await self._submit(url, raw)
+            result.submit_s.append(time.perf_counter() - started)
             result.submitted += 1
             if code in ("ok", "duplicate", "already_committed"):
                 # A duplicate is our own earlier attempt whose answer was lost.
@@ -605,6 +607,10 @@ def report(measurement: Measurement, verify_samples: Sequence[float], setup: boo
         "latency_ms": {name: round(percentile(latencies, fraction) * 1000, 1)
                        for name, fraction in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))}
         | {"max": round(latencies[-1] * 1000, 1) if latencies else 0.0},
+        # How long a POST /txs took to be answered: when it grows, clients (not the
+        # consortium) limit the offered load.
+        "submit_ms": {name: round(percentile(sorted(timed.submit_s), fraction) * 1000, 1)
+                      for name, fraction in (("p50", 0.50), ("p99", 0.99))},
         "verify_per_s": round(verify_per_s, 1),
         "verify_per_s_median": round(statistics.median(verify_samples), 1)
         if verify_samples else 0.0,
