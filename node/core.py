@@ -14,9 +14,8 @@ and returns an ``Output`` with the bytes to send and the blocks committed. A run
 has to deliver ``out.send``.
 
 Transactions enter through ``submit_tx`` (decode, size, dedup, signature once, the
-application's ``check_tx``, mempool bounds) and go to the primary with the next tick, in one
-message for all admitted since the last; a node that keeps waiting on one re-forwards it
-periodically and after each change of primary. Committed transactions leave the mempool, and
+application's ``check_tx``, mempool bounds) and are forwarded to the primary at once; a node
+that keeps waiting on one re-forwards it periodically and after each change of primary. Committed transactions leave the mempool, and
 the waiting transactions of the senders involved are re-checked against the new state.
 """
 
@@ -127,9 +126,6 @@ class NodeCore:
         self._idle_offer: tuple[int, ...] | None = None
         self._send: list[tuple[int | None, bytes]] = []
         self._committed: list[CommittedBlock] = []
-        # Client transactions admitted since the last tick, to go to the primary in one
-        # TxForward: one frame per transaction would cost the primary a frame's handling each.
-        self._forward_batch: list[Transaction] = []
 
     # --- entry points ------------------------------------------------------------------------
 
@@ -154,7 +150,6 @@ class NodeCore:
         self.now_ms = now_ms
         self.ticks += 1
         out_start = self._begin()
-        self._flush_forward_batch()
         self._step(Tick(now_ms, len(self.mempool)))
         self._forward_waiting()
         self._offer_proposals()
@@ -402,19 +397,11 @@ class NodeCore:
         added = self.mempool.add(tx, tx_id, len(encoded), self.ticks)
         assert added == "ok"
         if forward_now:
-            self._forward_batch.append(tx)
-            if len(self._forward_batch) >= self.consensus_params.max_forward_txs:
-                self._flush_forward_batch()
+            # At once, one frame each: held back to batch them, a sender's next nonce sent
+            # straight to the primary could overtake it and fail (seen in the explorer test).
+            self._send.append((replica.primary, encode_message(TxForward(self.id, (tx,)))))
         self._count("admitted_txs")
         return SubmitResult(True, "ok", ACCEPTED, tx_id), tx
-
-    def _flush_forward_batch(self) -> None:
-        """Send the transactions admitted since the last tick to the primary (at most one
-        tick late). A node that became the primary meanwhile keeps them for itself."""
-        batch, self._forward_batch = self._forward_batch, []
-        replica = self._replica
-        if batch and not replica.is_primary:
-            self._send.append((replica.primary, encode_message(TxForward(self.id, tuple(batch)))))
 
     def _forward_waiting(self) -> None:
         replica = self._replica
