@@ -15,8 +15,9 @@ has to deliver ``out.send``.
 
 Transactions enter through ``submit_tx`` (decode, size, dedup, signature once, the
 application's ``check_tx``, mempool bounds) and are forwarded to the primary at once; a node
-that keeps waiting on one re-forwards it periodically and after each change of primary. Committed transactions leave the mempool, and
-the waiting transactions of the senders involved are re-checked against the new state.
+that keeps waiting on one re-forwards it periodically and after each change of primary.
+Committed transactions leave the mempool, and the waiting transactions of the senders
+involved are re-checked against the new state.
 """
 
 from __future__ import annotations
