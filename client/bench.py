@@ -49,8 +49,8 @@ from ledger.keys import KeyPair, signing_message, verify_message
 from ledger.types import TX_DOMAIN, Transaction
 
 DEFAULT_TXS = 5_000
-DEFAULT_CLIENTS = 32
-DEFAULT_WINDOW = 16  # uncommitted transactions per client
+DEFAULT_CLIENTS = 64
+DEFAULT_WINDOW = 10  # uncommitted transactions per client
 SETUP_NODES = 4
 VERIFY_SAMPLE_S = 0.2
 VERIFY_SAMPLES = 5  # before the load and again after it
