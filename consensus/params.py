@@ -41,6 +41,10 @@ class ConsensusParams:
     tick_ms: int = 10
     # View change: the base timeout doubles per consecutive view change, up to the cap.
     view_change_timeout_ticks: int = 200
+    # With work pending and no commit for this many ticks, a replica sends its own messages
+    # for the uncommitted heights again and asks a peer for the next block: a vote lost on a
+    # lossy link is recovered without a view change. 0 turns retransmission off.
+    retransmit_ticks: int = 50
     max_view_change_timeout_ticks: int = 6400
     # A VIEW-CHANGE for a view further ahead than this is dropped (bounds memory and storms).
     max_view_lookahead: int = 64

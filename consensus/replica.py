@@ -37,6 +37,18 @@ primary re-sends it to a replica still asking for that view. As in PBFT, a repli
 timer sent it to a view the others never reach stays there (following the chain by
 certified block sync) until f+1 replicas move past the view it left.
 
+Retransmission. With pending work and no commit for ``retransmit_ticks``, a replica sends
+its own signed messages for the uncommitted heights again (the same bytes), relays the
+primary's pre-prepares it accepted (any replica may relay one: it carries the primary's
+signature) and asks one peer for the next block (which also keeps a replica waiting alone in
+a higher view current). A lost message costs a retransmission, not a view change.
+
+Equivocation. Two different pre-prepares signed by the primary for one (view, height), or one
+for a height committed from a block proposed in that view, prove the primary faulty: the
+replica passes them on and starts the view change at once. Relayed pre-prepares make the
+proof reach every honest replica, so a primary that equivocates while keeping the chain
+crawling (every stall repaired by retransmission) is replaced rather than kept.
+
 Catch-up. Evidence that the chain is ahead (a stable checkpoint, a commit certificate whose
 block this replica lacks, a NEW-VIEW anchor) makes a lagging replica fetch certified blocks
 from peers (BLOCK-REQUEST, answered by the peer's node from its store), verifying each
@@ -192,6 +204,8 @@ class Replica:
         self.view_changing = False
         self.consecutive_view_changes = 0
         self._timer_deadline: int | None = None
+        self._stall_since_tick = 0  # when the current wait for progress began
+        self._retransmit_tick = 0  # last retransmission
         # committed chain and execution
         self.committed_height = 0
         self.tip_hash = genesis_hash
@@ -200,6 +214,9 @@ class Replica:
         self.executed_height = 0
         self._executed: dict[int, tuple[bytes, bytes]] = {0: (app_hash0, results_hash0)}
         self.last_nonempty_height = 0
+        # recent committed heights -> (block hash, view in the header): proof material when a
+        # primary later shows a different block for a height already decided in its view
+        self._recent_commits: dict[int, tuple[bytes, int]] = {}
         # log
         self._slots: dict[int, Slot] = {}
         self._last_accepted = 0  # highest height with a pre-prepare accepted in this view
@@ -434,7 +451,9 @@ class Replica:
             self._drop("malformed")
             self._count("malformed." + exc.code)
             return
-        if message.replica != sender:
+        if message.replica != sender and type(message) is not PrePrepare:
+            # A pre-prepare carries its primary's signature, so any replica may relay it;
+            # every other message comes from its signer only.
             self._drop("sender_mismatch")
             return
         self._count("received." + message.TYPE)
@@ -579,14 +598,17 @@ class Replica:
 
     def _on_preprepare(self, sender: int, message: PrePrepare) -> None:
         view, height = message.view, message.height
-        if sender != self.primary_of(view):
+        origin = message.replica  # the primary that signed it; ``sender`` may be relaying
+        if origin != self.primary_of(view):
             self._drop("not_primary")
             return
-        if not self._admit_view(view, sender, message, lambda: self._verify(
-                sender, PREPREPARE_DOMAIN, message.signing_payload(), message.signature)):
+        if sender != origin:
+            self._count("relayed_preprepares")
+        if not self._admit_view(view, origin, message, lambda: self._verify(
+                origin, PREPREPARE_DOMAIN, message.signing_payload(), message.signature)):
             return
         if height <= self.committed_height:
-            self._drop("stale")
+            self._check_decided_equivocation(message)
             return
         if height <= self._view_floor:
             self._drop("below_view_floor")  # decided before this view began
@@ -595,7 +617,7 @@ class Replica:
             self._drop("out_of_window")
             return
         header = message.block.header
-        if (header.height != height or header.view != view or header.proposer != sender
+        if (header.height != height or header.view != view or header.proposer != origin
                 or header.chain_id != self.chain_id):
             self._drop("bad_header")
             return
@@ -608,18 +630,84 @@ class Replica:
         pending = self._pending.get(height)
         if known is None and pending is not None and pending[0].view == view:
             known = pending[1]
-        if known is not None:
-            self._drop("duplicate" if known == block_hash else "equivocation")
+        if known is not None and known == block_hash:
+            self._drop("duplicate")
             return
-        if not self._verify(sender, PREPREPARE_DOMAIN, message.signing_payload(block_hash),
+        if not self._verify(origin, PREPREPARE_DOMAIN, message.signing_payload(block_hash),
                             message.signature):
             self._drop("bad_signature")
+            return
+        if known is not None:
+            self._on_primary_equivocation(message, self._preprepare_for(height, known))
             return
         message.block.validate_structure()  # InvalidBlock -> dropped by _on_receive
         if self._tx_ids_of(message.block, block_hash)[1] > self.params.max_block_bytes:
             self._drop("block_too_large")
             return
         self._try_accept(message, block_hash)
+
+    def _check_decided_equivocation(self, message: PrePrepare) -> None:
+        """A pre-prepare of the active view for a committed height. The committed block's
+        header names the view it was proposed in; if that is this view, its primary
+        pre-prepared it (a commit needs honest prepares, and those follow its pre-prepare),
+        so a validly signed pre-prepare of a different block there is an equivocation."""
+        decided = self._recent_commits.get(message.height)
+        header = message.block.header
+        if (decided is None or decided[1] != message.view or self.view_changing
+                or message.view != self.view or header.view != message.view
+                or header.height != message.height or header.proposer != message.replica):
+            self._drop("stale")
+            return
+        block_hash = message.block.block_hash
+        if block_hash == decided[0] or not self._verify(
+                message.replica, PREPREPARE_DOMAIN, message.signing_payload(block_hash),
+                message.signature):
+            self._drop("stale")
+            return
+        self._on_primary_equivocation(message, None)
+
+    def _on_primary_equivocation(self, message: PrePrepare, other: PrePrepare | None) -> None:
+        """The primary of the active view signed two different pre-prepares for one height:
+        proof that it is faulty. Pass them on, so every honest replica holds the proof, and
+        leave the view now instead of waiting for the timer (a primary that equivocates but
+        keeps the chain crawling would otherwise never be replaced)."""
+        self._drop("equivocation")
+        self._count("primary_equivocations")
+        if other is not None:
+            self._broadcast(encode_message(other))
+        self._broadcast(encode_message(message))
+        if not self.view_changing:
+            self._start_view_change(self.view + 1)
+
+    def _preprepare_for(self, height: int, block_hash: bytes) -> PrePrepare | None:
+        """The primary's pre-prepare of the active view this replica holds for ``height``
+        (accepted or waiting), rebuilt from the block and the primary's signature."""
+        pending = self._pending.get(height)
+        if pending is not None and pending[0].view == self.view and pending[1] == block_hash:
+            return pending[0]
+        slot = self._slots.get(height)
+        if slot is None or slot.view != self.view or slot.block_hash != block_hash:
+            return None
+        block = slot.accepted_block()
+        if block is None or slot.preprepare_signature is None or block.header.view != self.view:
+            return None  # accepted from a NEW-VIEW: its own re-send covers it
+        return PrePrepare(self.view, height, self.primary, block, slot.preprepare_signature)
+
+    def _relay_accepted_preprepares(self) -> None:
+        """Send the primary's pre-prepares this backup accepted for uncommitted heights of
+        the active view to every peer: a peer the primary's message did not reach can then
+        prepare, and a peer that accepted a different block at that height learns that the
+        primary equivocated. Heights accepted from a NEW-VIEW are left to its own re-send."""
+        if self.is_primary:
+            return
+        for height in sorted(self._slots):
+            slot = self._slots[height]
+            if height <= self.committed_height or slot.block_hash is None:
+                continue
+            message = self._preprepare_for(height, slot.block_hash)
+            if message is not None:
+                self._count("relayed_preprepares_sent")
+                self._broadcast(encode_message(message))
 
     def _try_accept(self, message: PrePrepare, block_hash: bytes) -> None:
         """The checks that need local state; buffers the pre-prepare until it is available."""
@@ -907,6 +995,8 @@ class Replica:
             if self._inflight.get(tx_id, height) <= height:
                 self._inflight.pop(tx_id, None)
         self._block_tx_ids.pop(cert.block_hash, None)
+        self._recent_commits[height] = (cert.block_hash, block.header.view)
+        self._recent_commits.pop(height - self.params.watermark_window, None)
         self._sync_buffer.pop(height, None)
         self._commit_certs.pop(height, None)
         self._pending.pop(height, None)
@@ -1057,15 +1147,53 @@ class Replica:
                     self._view_change_sent_tick = self.tick
                     self._count("view_changes_resent")
                     self._broadcast(encode_message(own))
+            if (self.params.retransmit_ticks > 0
+                    and self.tick - self._retransmit_tick >= self.params.retransmit_ticks):
+                # While waiting for others to join, keep the chain current from certified
+                # blocks: the replicas that stayed may be committing without this one.
+                self._retransmit_tick = self.tick
+                self._probe_next_block()
             return
         if not self._has_pending_work():
             self._timer_deadline = None
         elif self._timer_deadline is None:
             self._timer_deadline = self.tick + self.params.view_change_timeout(
                 self.consecutive_view_changes)
+            self._stall_since_tick = self.tick
         elif self.tick >= self._timer_deadline:
             self._count("view_change_timeouts")
             self._start_view_change(self.view + 1)
+        else:
+            self._maybe_retransmit()
+
+    def _maybe_retransmit(self) -> None:
+        """No commit for ``retransmit_ticks`` with work pending: send this replica's own
+        messages for the uncommitted heights again (the same signed bytes) and ask a peer for
+        the next block, in case the peers committed it and only their votes were lost. Peers
+        drop what they already have as duplicates; a faulty primary still meets the view-change
+        timer, which retransmission does not reset."""
+        interval = self.params.retransmit_ticks
+        if interval <= 0 or self.tick - max(self._stall_since_tick,
+                                            self._retransmit_tick) < interval:
+            return
+        self._retransmit_tick = self.tick
+        self._count("retransmits")
+        self._resend_own_messages()
+        self._relay_accepted_preprepares()
+        self._probe_next_block()
+
+    def _probe_next_block(self) -> None:
+        """Ask one peer for the block after the committed tip unless a fetch is under way; an
+        empty answer just rotates to the next peer."""
+        if self._sync_requests or self.n <= 1:
+            return
+        start = self.committed_height + 1
+        count = min(self.params.catch_up_max_blocks, self.params.pipeline_depth + 1)
+        peer = self._sync_peer
+        self._sync_requests[start] = (peer, count, self.tick + self.params.catch_up_timeout_ticks)
+        self._send_to(peer, encode_message(BlockRequest(self.id, start, count)))
+        self._count("sync_probes")
+        self._rotate_sync_peer()
 
     def _gave_up_count(self, view: int) -> int:
         """Replicas known to have left every view below ``view``: a VIEW-CHANGE for a later

@@ -87,6 +87,8 @@ class Scenario:
             "tick_ms": self.tick_ms,
             "view_change_timeout_ticks": max(1, DEFAULT_VIEW_CHANGE_TIMEOUT_MS // self.tick_ms),
             "max_view_change_timeout_ticks": max(1, DEFAULT_MAX_VIEW_CHANGE_TIMEOUT_MS // self.tick_ms),
+            # a quarter of the view-change timeout: a lost vote is sent again well before it
+            "retransmit_ticks": max(1, DEFAULT_VIEW_CHANGE_TIMEOUT_MS // 4 // self.tick_ms),
         }
         params.update(dict(self.consensus))
         return params

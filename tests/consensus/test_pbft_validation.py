@@ -79,7 +79,10 @@ def test_undecodable_and_misaddressed(cluster):
     big = b"\x00" * (TEST_PARAMS.max_message_bytes + 1)
     assert dropped(deliver(cluster, 0, big)) == ["oversize"]
     good = preprepare(cluster, block_for(cluster))
-    assert dropped(deliver(cluster, 2, good)) == ["sender_mismatch"]  # says it is from 0
+    block_hash = block_for(cluster).block_hash
+    vote = encode_message(Prepare(0, 1, 3, block_hash, signer(cluster, 3).sign(
+        "prepare", prepare_payload(0, 1, block_hash))))
+    assert dropped(deliver(cluster, 2, vote)) == ["sender_mismatch"]  # says it is from 3
     assert dropped(deliver(cluster, 9, good)) == ["bad_sender"]
     assert dropped(deliver(cluster, TARGET, good)) == ["bad_sender"]  # from itself
     # the valid one is still accepted afterwards
@@ -117,12 +120,60 @@ def test_block_limits_are_checked(cluster):
     assert dropped(deliver(small, 0, data)) == ["block_too_large"]
 
 
-def test_old_view_future_view_and_equivocation(cluster):
+def test_relayed_preprepare_is_checked_against_its_primary(cluster):
+    good = preprepare(cluster, block_for(cluster))
+    delta = deliver(cluster, 2, good)  # replica 2 relays the primary's pre-prepare
+    assert not dropped(delta) and delta["relayed_preprepares"] == 1
+    assert cluster.replica(TARGET)._slots[1].block_hash == block_for(cluster).block_hash
+    # a relayed one still needs the primary's signature and names the primary as signer
+    forged = preprepare(cluster, block_for(cluster, txs=make_txs(0, 1)), sign_as=2)
+    assert dropped(deliver(cluster, 2, forged, target=3)) == ["bad_signature"]
+    not_primary = preprepare(cluster, block_for(cluster, proposer=2), by=2)
+    assert dropped(deliver(cluster, 3, not_primary, target=2)) == ["not_primary"]
+
+
+def test_equivocating_primary_is_left_at_once(cluster):
     first = preprepare(cluster, block_for(cluster, txs=make_txs(0, 1)))
     assert not dropped(deliver(cluster, 0, first))
-    second = preprepare(cluster, block_for(cluster, txs=make_txs(1, 1)))
-    assert dropped(deliver(cluster, 0, second)) == ["equivocation"]
     assert deliver(cluster, 0, first) == {"received.preprepare": 1, "ignored.duplicate": 1}
+    # a different block for the same height, not signed by the primary: no proof, no move
+    unsigned = preprepare(cluster, block_for(cluster, txs=make_txs(1, 1)), sign_as=3)
+    assert dropped(deliver(cluster, 2, unsigned)) == ["bad_signature"]
+    assert cluster.replica(TARGET).view == 0
+    # signed by the primary (here relayed by another replica): proof of equivocation
+    second = preprepare(cluster, block_for(cluster, txs=make_txs(1, 1)))
+    delta = deliver(cluster, 2, second)
+    assert dropped(delta) == ["equivocation"] and delta["primary_equivocations"] == 1
+    target = cluster.replica(TARGET)
+    assert target.view == 1 and target.view_changing
+    # both pre-prepares went out with the VIEW-CHANGE, so every peer holds the proof
+    sent = [(source, data) for source, _, data in cluster.queue if source == TARGET]
+    assert any(data == first for _, data in sent) and any(data == second for _, data in sent)
+
+
+def test_equivocation_at_a_decided_height_is_proof_too():
+    from pbft_harness import Cluster as World
+    world = World()
+    world.start()
+    world.tick()
+    world.propose(make_txs(0, 1))
+    world.deliver_all()
+    assert world.heights() == [1, 1, 1, 1]
+    committed = world.nodes[TARGET].chain[0][0]
+    rival = block_for(world, txs=make_txs(5, 1))
+    assert rival.block_hash != committed.block_hash
+    forged = preprepare(world, rival, sign_as=2)
+    assert deliver(world, 2, forged).get("ignored.stale") == 1
+    assert world.replica(TARGET).view == 0
+    # the same block the chain holds is just stale
+    same = encode_message(PrePrepare(0, 1, 0, committed, signer(world, 0).sign(
+        "preprepare", preprepare_payload(0, 1, committed.block_hash))))
+    assert deliver(world, 2, same).get("ignored.stale") == 1
+    delta = deliver(world, 2, preprepare(world, rival))
+    assert dropped(delta) == ["equivocation"] and world.replica(TARGET).view == 1
+
+
+def test_old_view_and_future_view(cluster):
     # a message from a view this replica has not entered is checked and kept for later
     future = preprepare(cluster, block_for(cluster, view=1, proposer=1), view=1)
     delta = deliver(cluster, 1, future, target=2)
