@@ -695,7 +695,8 @@ class Replica:
 
     def _relay_accepted_preprepares(self) -> None:
         """Send the primary's pre-prepares this backup accepted for uncommitted heights of
-        the active view to every peer: a peer the primary's message did not reach can then
+        the active view to the peers not known to have them: one the primary's message did
+        not reach can then
         prepare, and a peer that accepted a different block at that height learns that the
         primary equivocated. Heights accepted from a NEW-VIEW are left to its own re-send."""
         if self.is_primary:
@@ -705,9 +706,21 @@ class Replica:
             if height <= self.committed_height or slot.block_hash is None:
                 continue
             message = self._preprepare_for(height, slot.block_hash)
-            if message is not None:
+            if message is None:
+                continue
+            # Only to replicas with no matching vote of this view seen here: such a vote means
+            # the sender has this block (blocks can be large; relaying to everyone would be
+            # O(n^2)). A replica that voted for another block gets it: that is the proof.
+            voted = {replica for votes in (slot.prepares, slot.commits)
+                     for replica, (view, voted_hash, _) in votes.items()
+                     if view == self.view and voted_hash == slot.block_hash}
+            data = None
+            for replica in range(self.n):
+                if replica in voted or replica in (self.id, self.primary):
+                    continue
+                data = data if data is not None else encode_message(message)
                 self._count("relayed_preprepares_sent")
-                self._broadcast(encode_message(message))
+                self._send_to(replica, data)
 
     def _try_accept(self, message: PrePrepare, block_hash: bytes) -> None:
         """The checks that need local state; buffers the pre-prepare until it is available."""
