@@ -59,6 +59,37 @@ def test_builtin_scenarios_over_many_seeds(name, nodes, seed):
     assert_safe_and_live(result, (name, nodes, seed))
 
 
+def test_retransmission_recovers_lost_messages_without_view_changes():
+    """On the lossy WAN a lost vote used to stall its height until the view-change timer;
+    re-sending it (and relaying the pre-prepare) keeps the view and commits more."""
+    from dataclasses import replace
+    duration_ms = 10_000
+    lossy = builtin("lossy-network", 4, duration_ms)
+    totals = {}
+    for label, scenario in (("on", lossy),
+                            ("off", replace(lossy, consensus=(("retransmit_ticks", 0),)))):
+        view_changes = txs = 0
+        for seed in (1, 2):
+            result = run(scenario, seed, 4, duration_ms)
+            assert_safe_and_live(result, (label, seed))
+            view_changes += result.view_changes
+            txs += result.committed_txs
+        totals[label] = (view_changes, txs)
+    assert totals["on"][0] < totals["off"][0], totals
+    assert totals["on"][1] > totals["off"][1], totals
+
+
+def test_an_equivocating_primary_that_keeps_the_chain_crawling_is_replaced():
+    """byzantine-mix's faulty primary equivocates, forges and replays; retransmission alone
+    would repair each stall just under the timer and keep it primary. The relayed
+    pre-prepares prove the equivocation and every honest replica leaves its view."""
+    duration_ms = 6_000
+    result = run(builtin("byzantine-mix", 4, duration_ms), 1, 4, duration_ms)
+    assert_safe_and_live(result, "byzantine-mix")
+    assert result.view_changes >= 1
+    assert result.committed_height > 300  # about 50 blocks per virtual second once replaced
+
+
 def test_the_plan_workload_commits_transactions():
     result = run(builtin("normal", 4, 3_000), 5, duration_ms=3_000)
     assert result.committed_txs > 20
