@@ -1537,22 +1537,40 @@ class Replica:
         if not far and self.tick - self._gap_since_tick < self.params.catch_up_delay_ticks:
             return  # a commit a message away is not worth a fetch yet
         start = self.committed_height + 1
-        for begin in sorted(self._sync_requests):
-            peer, count, _ = self._sync_requests[begin]
-            start = max(start, begin + count)
-        while (len(self._sync_requests) < self.params.catch_up_max_outstanding_requests
-               and start <= target):
-            while start in self._sync_buffer:
-                start += 1
-            if start > target:
+        while len(self._sync_requests) < self.params.catch_up_max_outstanding_requests:
+            # the lowest height neither buffered nor asked for, and the run of missing
+            # heights after it: a request that timed out below one still outstanding leaves
+            # a gap that must be asked for again first
+            start = self._first_missing(start, target)
+            if start is None:
                 break
-            count = min(self.params.catch_up_max_blocks, target - start + 1)
+            count = 1
+            while (count < self.params.catch_up_max_blocks and start + count <= target
+                   and self._first_missing(start + count, start + count) == start + count):
+                count += 1
             peer = self._sync_peer
             self._sync_requests[start] = (peer, count, self.tick + self.params.catch_up_timeout_ticks)
             self._send_to(peer, encode_message(BlockRequest(self.id, start, count)))
             self._count("sync_requests")
             self._rotate_sync_peer()
             start += count
+
+    def _first_missing(self, start: int, target: int) -> int | None:
+        """The lowest height in [start, target] that is neither in the sync buffer nor in an
+        outstanding request; None when there is none."""
+        height = start
+        while height <= target:
+            if height in self._sync_buffer:
+                height += 1
+                continue
+            for begin in sorted(self._sync_requests):
+                count = self._sync_requests[begin][1]
+                if begin <= height < begin + count:
+                    height = begin + count
+                    break
+            else:
+                return height
+        return None
 
     def _rotate_sync_peer(self) -> None:
         if self.n <= 1:

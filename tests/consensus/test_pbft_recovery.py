@@ -7,7 +7,7 @@ from dataclasses import replace
 from pbft_harness import TEST_PARAMS, Cluster, make_txs
 
 from consensus import wal
-from consensus.events import Propose, Receive
+from consensus.events import Propose, Receive, Tick
 from consensus.messages import (
     BlockRequest,
     BlockResponse,
@@ -274,3 +274,19 @@ def test_requests_are_bounded_and_rotate_peers_on_timeout():
     produce(cluster, 2, start_nonce=200)
     cluster.tick(ticks=TEST_PARAMS.catch_up_timeout_ticks + 5)
     assert cluster.heights()[3] == cluster.heights()[0]
+
+
+def test_catch_up_asks_again_for_a_gap_below_an_outstanding_request():
+    """A request that timed out below one still outstanding leaves a gap; the lowest missing
+    heights are asked for first (a replica waiting alone in a higher view once stayed at its
+    height for good because every new request started above the outstanding one)."""
+    cluster = Cluster(params=replace(TEST_PARAMS, catch_up_max_blocks=8))
+    cluster.start()
+    replica = cluster.replica(3)
+    replica._certified_height = 20  # the chain is known to be certified far ahead
+    replica._sync_requests[5] = (1, 2, replica.tick + 1000)  # 5..6 asked, long outstanding
+    ready = replica.step(Tick(cluster.now_ms + 10, 0))
+    requests = [decode_message(data) for _, data in ready.send]
+    requests = [message for message in requests if isinstance(message, BlockRequest)]
+    assert [(message.from_height, message.max_blocks) for message in requests] == [(1, 4)]
+    assert sorted(replica._sync_requests) == [1, 5]
