@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -672,24 +671,12 @@ def render(result: dict) -> str:
 
 def free_base_port(count: int) -> int:
     """A base port with ``count`` consecutive free ports on 127.0.0.1."""
-    import random
+    from node.testnet import free_port_block
 
-    for _ in range(200):
-        # Below the ephemeral range (Linux: from 32768), so no outgoing connection holds one.
-        base = random.randrange(20_000, 32_000 - count, 2)
-        sockets = []
-        try:
-            for offset in range(count):
-                sock = socket.socket()
-                sock.bind(("127.0.0.1", base + offset))
-                sockets.append(sock)
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise BenchError("no free block of ports on 127.0.0.1")
+    try:
+        return free_port_block(count)
+    except OSError as exc:
+        raise BenchError(str(exc)) from None
 
 
 class OwnTestnet:

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import random
 import re
 import shutil
+import socket
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -77,6 +79,41 @@ class TestnetLayout:
 def default_app() -> str:
     """"plan" once the contracts provide their genesis builder, else the key/value test app."""
     return "plan" if importlib.util.find_spec("contracts.genesis") is not None else "kv"
+
+
+LOWEST_LOCAL_PORT = 20_000  # where free_port_block starts looking
+
+
+def first_ephemeral_port() -> int:
+    """Where the kernel starts picking ports for outgoing connections (Linux: 32768)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
+            return int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
+def free_port_block(count: int) -> int:
+    """A base port with ``count`` consecutive free ports on 127.0.0.1, for a local testnet
+    made on the fly (``huzhu bench --setup``, tests). OSError when none is found.
+
+    Below the ephemeral range: a port in it can be taken by some outgoing connection while its
+    node is down, and the node then cannot listen again when it restarts."""
+    for _ in range(200):
+        base = random.randrange(LOWEST_LOCAL_PORT, first_ephemeral_port() - count, 2)
+        sockets = []
+        try:
+            for offset in range(count):
+                sock = socket.socket()
+                sock.bind(("127.0.0.1", base + offset))
+                sockets.append(sock)
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise OSError(f"no block of {count} free ports on 127.0.0.1")
 
 
 def p2p_port(base_port: int, index: int) -> int:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -23,43 +21,10 @@ from typing import Any
 from ledger.keys import KeyPair
 from node import consortium
 from node.config import load_config
-from node.testnet import create_testnet
+from node.testnet import create_testnet, free_port_block  # noqa: F401 (re-exported for tests)
 
 WAIT_S = 60.0
 HTTP_TIMEOUT_S = 20.0
-
-
-LOWEST_TEST_PORT = 20_000
-
-
-def first_ephemeral_port() -> int:
-    """Where the kernel starts picking ports for outgoing connections (Linux: 32768)."""
-    try:
-        return int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32_768
-
-
-def free_port_block(count: int) -> int:
-    """A base port with ``count`` consecutive free ports above it.
-
-    Below the ephemeral range: a port in it can be taken by some outgoing connection while its
-    node is down, and the node then cannot listen again when it restarts."""
-    for _ in range(200):
-        base = random.randrange(LOWEST_TEST_PORT, first_ephemeral_port() - count, 2)
-        sockets = []
-        try:
-            for offset in range(count):
-                sock = socket.socket()
-                sock.bind(("127.0.0.1", base + offset))
-                sockets.append(sock)
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free block of ports")
 
 
 def http(method: str, url: str, body: bytes | None = None,
