@@ -166,8 +166,28 @@ class PrePrepare:
                    _block(plain["block"]), _signature(plain["signature"]))
 
 
+class _Vote:
+    """The wire form shared by PREPARE and COMMIT: (view, height, replica, block_hash,
+    signature); the classes differ in their type tag and signing domain."""
+
+    __slots__ = ()
+    TYPE: ClassVar[str]
+
+    def to_plain(self) -> dict:
+        return {"type": self.TYPE, "view": self.view, "height": self.height,
+                "replica": self.replica, "block_hash": self.block_hash,
+                "signature": self.signature}
+
+    @classmethod
+    def from_plain(cls, plain: dict) -> Any:
+        _map(plain, ("type", "view", "height", "replica", "block_hash", "signature"), cls.TYPE)
+        return cls(_view(plain["view"]), _height(plain["height"]),
+                   _replica(plain["replica"]), _hash(plain["block_hash"], "block_hash"),
+                   _signature(plain["signature"]))
+
+
 @dataclass(frozen=True, slots=True)
-class Prepare:
+class Prepare(_Vote):
     TYPE: ClassVar[str] = "prepare"
     view: int
     height: int
@@ -178,20 +198,9 @@ class Prepare:
     def signing_payload(self) -> dict:
         return prepare_payload(self.view, self.height, self.block_hash)
 
-    def to_plain(self) -> dict:
-        return {"type": self.TYPE, "view": self.view, "height": self.height,
-                "replica": self.replica, "block_hash": self.block_hash,
-                "signature": self.signature}
-
-    @classmethod
-    def from_plain(cls, plain: dict) -> Prepare:
-        _map(plain, ("type", "view", "height", "replica", "block_hash", "signature"), cls.TYPE)
-        return cls(_view(plain["view"]), _height(plain["height"]), _replica(plain["replica"]),
-                   _hash(plain["block_hash"], "block_hash"), _signature(plain["signature"]))
-
 
 @dataclass(frozen=True, slots=True)
-class Commit:
+class Commit(_Vote):
     """A commit vote; its signature is a ``CommitCertificate`` signature as it stands."""
 
     TYPE: ClassVar[str] = "commit"
@@ -203,17 +212,6 @@ class Commit:
 
     def signing_payload(self) -> dict:
         return commit_vote_payload(self.view, self.height, self.block_hash)
-
-    def to_plain(self) -> dict:
-        return {"type": self.TYPE, "view": self.view, "height": self.height,
-                "replica": self.replica, "block_hash": self.block_hash,
-                "signature": self.signature}
-
-    @classmethod
-    def from_plain(cls, plain: dict) -> Commit:
-        _map(plain, ("type", "view", "height", "replica", "block_hash", "signature"), cls.TYPE)
-        return cls(_view(plain["view"]), _height(plain["height"]), _replica(plain["replica"]),
-                   _hash(plain["block_hash"], "block_hash"), _signature(plain["signature"]))
 
 
 # --- checkpoints -----------------------------------------------------------------------------
