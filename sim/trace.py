@@ -32,16 +32,8 @@ class Trace:
     def record(self, t_us: int, kind: str, **fields: Any) -> None:
         fields["t_us"] = t_us
         fields["kind"] = kind
-        line = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode() + b"\n"
-        self._hash.update(line)
-        self.lines += 1
-        self.bytes += len(line)
-        if self._file is not None:
-            self._file.write(line)
-        if self._keep_lines:
-            self.kept.append(fields)
-            if len(self.kept) > self._keep_lines:
-                del self.kept[: len(self.kept) - self._keep_lines]
+        self._emit(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode() + b"\n",
+                   fields)
 
     def record_message(self, t_us: int, kind: str, source: int, target: int, size: int,
                        message_type: str, digest: str, view: int | None, height: int | None,
@@ -63,14 +55,18 @@ class Trace:
         if view is not None:
             parts.append(f',"view":{view}')
         parts.append("}\n")
-        line = "".join(parts).encode()
+        self._emit("".join(parts).encode(), None)
+
+    def _emit(self, line: bytes, fields: dict[str, Any] | None) -> None:
+        """Hash, count and write one line; keep its fields (parsed back from the line when
+        not given) if the last lines are kept."""
         self._hash.update(line)
         self.lines += 1
         self.bytes += len(line)
         if self._file is not None:
             self._file.write(line)
         if self._keep_lines:
-            self.kept.append(json.loads(line))
+            self.kept.append(fields if fields is not None else json.loads(line))
             if len(self.kept) > self._keep_lines:
                 del self.kept[: len(self.kept) - self._keep_lines]
 
