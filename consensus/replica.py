@@ -616,12 +616,10 @@ class Replica:
         if not self._in_window(height):
             self._drop("out_of_window")
             return
-        header = message.block.header
-        if (header.height != height or header.view != view or header.proposer != origin
-                or header.chain_id != self.chain_id):
+        if not self._header_matches(message):
             self._drop("bad_header")
             return
-        if header.tx_count > self.params.max_block_txs:
+        if message.block.header.tx_count > self.params.max_block_txs:
             self._drop("block_too_large")
             return
         block_hash = message.block.block_hash
@@ -646,16 +644,20 @@ class Replica:
             return
         self._try_accept(message, block_hash)
 
+    def _header_matches(self, message: PrePrepare) -> bool:
+        """The block's header names the pre-prepare's chain, height, view and primary."""
+        header = message.block.header
+        return (header.height == message.height and header.view == message.view
+                and header.proposer == message.replica and header.chain_id == self.chain_id)
+
     def _check_decided_equivocation(self, message: PrePrepare) -> None:
         """A pre-prepare of the active view for a committed height. The committed block's
         header names the view it was proposed in; if that is this view, its primary
         pre-prepared it (a commit needs honest prepares, and those follow its pre-prepare),
         so a validly signed pre-prepare of a different block there is an equivocation."""
         decided = self._recent_commits.get(message.height)
-        header = message.block.header
         if (decided is None or decided[1] != message.view or self.view_changing
-                or message.view != self.view or header.view != message.view
-                or header.height != message.height or header.proposer != message.replica):
+                or message.view != self.view or not self._header_matches(message)):
             self._drop("stale")
             return
         block_hash = message.block.block_hash
@@ -696,9 +698,9 @@ class Replica:
     def _relay_accepted_preprepares(self) -> None:
         """Send the primary's pre-prepares this backup accepted for uncommitted heights of
         the active view to the peers not known to have them: one the primary's message did
-        not reach can then
-        prepare, and a peer that accepted a different block at that height learns that the
-        primary equivocated. Heights accepted from a NEW-VIEW are left to its own re-send."""
+        not reach can then prepare, and a peer that accepted a different block at that height
+        learns that the primary equivocated. Heights accepted from a NEW-VIEW are left to its
+        own re-send."""
         if self.is_primary:
             return
         for height in sorted(self._slots):
@@ -1200,12 +1202,16 @@ class Replica:
         empty answer just rotates to the next peer."""
         if self._sync_requests or self.n <= 1:
             return
-        start = self.committed_height + 1
-        count = min(self.params.catch_up_max_blocks, self.params.pipeline_depth + 1)
+        self._count("sync_probes")
+        self._request_blocks(self.committed_height + 1,
+                             min(self.params.catch_up_max_blocks, self.params.pipeline_depth + 1))
+
+    def _request_blocks(self, start: int, count: int) -> None:
+        """Ask the current sync peer for ``count`` certified blocks from ``start``, remember
+        the request until its deadline, and move on to the next peer."""
         peer = self._sync_peer
         self._sync_requests[start] = (peer, count, self.tick + self.params.catch_up_timeout_ticks)
         self._send_to(peer, encode_message(BlockRequest(self.id, start, count)))
-        self._count("sync_probes")
         self._rotate_sync_peer()
 
     def _gave_up_count(self, view: int) -> int:
@@ -1548,11 +1554,8 @@ class Replica:
             while (count < self.params.catch_up_max_blocks and start + count <= target
                    and self._first_missing(start + count, start + count) == start + count):
                 count += 1
-            peer = self._sync_peer
-            self._sync_requests[start] = (peer, count, self.tick + self.params.catch_up_timeout_ticks)
-            self._send_to(peer, encode_message(BlockRequest(self.id, start, count)))
+            self._request_blocks(start, count)
             self._count("sync_requests")
-            self._rotate_sync_peer()
             start += count
 
     def _first_missing(self, start: int, target: int) -> int | None:
