@@ -107,7 +107,6 @@ from consensus.signer import Signer
 from consensus.viewchange import NewViewPlan, chained_prefix, plan_new_view
 from ledger import codec
 from ledger.errors import DecodeError, HuzhuError
-from ledger.hashing import sha256
 from ledger.quorum import max_faulty, quorum_size, weak_quorum_size
 from ledger.types import (
     COMMIT_DOMAIN,
@@ -528,8 +527,7 @@ class Replica:
             if known:
                 tx_id, tx_bytes = event.tx_ids[position], event.sizes[position]
             else:
-                encoded = tx.encode()
-                tx_id, tx_bytes = sha256(encoded), len(encoded)
+                tx_id, tx_bytes = tx.tx_id, len(tx.encode())
             if tx_id in seen or tx_id in self._inflight:
                 continue
             if size_bytes + tx_bytes > self.params.max_block_bytes:
@@ -778,8 +776,8 @@ class Replica:
         """The block's transaction ids and their total encoded size, computed once."""
         known = self._block_tx_ids.get(block_hash)
         if known is None:
-            encoded = [tx.encode() for tx in block.txs]
-            known = (tuple(sha256(data) for data in encoded), sum(len(data) for data in encoded))
+            known = (tuple(tx.tx_id for tx in block.txs),
+                     sum(len(tx.encode()) for tx in block.txs))
             self._block_tx_ids[block_hash] = known
             if len(self._block_tx_ids) > MAX_CACHED_BLOCKS:
                 del self._block_tx_ids[next(iter(self._block_tx_ids))]

@@ -268,7 +268,7 @@ class Block:
             # The mempool admits nothing larger; a primary must not slip it in through a block.
             if len(encoded) > MAX_TX_BYTES:
                 raise InvalidBlock("oversize_tx", f"a transaction exceeds {MAX_TX_BYTES} bytes")
-            tx_ids.append(sha256(encoded))
+            tx_ids.append(tx.tx_id)
         if len(set(tx_ids)) != len(tx_ids):
             raise InvalidBlock("duplicate_tx", "a transaction appears twice")
         if tx_root(tx_ids) != self.header.tx_root:

@@ -42,7 +42,6 @@ from consensus.signer import Ed25519Signer, Signer
 from ledger import codec
 from ledger.application import Application
 from ledger.errors import HuzhuError
-from ledger.hashing import sha256
 from ledger.keys import KeyPair
 from ledger.merkle import EMPTY_ROOT
 from ledger.types import MAX_TX_BYTES, Block, CommitCertificate, Transaction, results_hash
@@ -373,7 +372,7 @@ class NodeCore:
 
     def _admit_tx(self, tx: Transaction, forward: bool) -> tuple[SubmitResult, Transaction | None]:
         encoded = tx.encode()
-        tx_id = sha256(encoded)
+        tx_id = tx.tx_id
         if len(encoded) > MAX_TX_BYTES:
             return SubmitResult(False, "too_large", MALFORMED, tx_id), None
         if tx.chain_id != self.genesis.chain_id:
@@ -445,7 +444,7 @@ class NodeCore:
             if situation == self._idle_offer:
                 return
             event = Propose(())
-            if len(self.mempool) > replica.inflight_tx_count:
+            if waiting > 0:
                 entries = self.mempool.select_entries(params.max_block_txs, params.max_block_bytes,
                                                       skip=replica.is_inflight)
                 event = Propose(tuple(entry.tx for entry in entries),
