@@ -111,23 +111,6 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def event_loop_name() -> str:
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return "asyncio"
-    return "uvloop"
-
-
-def run_async(coroutine: Any) -> Any:
-    """Run on uvloop when it is installed (faster HTTP), else on the standard loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coroutine)
-    return uvloop.run(coroutine)
-
-
 # --- the consortium and its keys ------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +241,7 @@ class Phase:
     """Submit every client's transactions, each client in order, and follow the commits."""
 
     def __init__(self, session: Any, urls: Sequence[str], plans: Sequence[ClientPlan],
-                 which: str, window: int, rate: float, on_commit: Callable[[int], None]) -> None:
+                 which: str, window: int, rate: float, on_commit: Callable[[], None]) -> None:
         self.session = session
         self.urls = urls
         self.plans = plans
@@ -276,7 +259,6 @@ class Phase:
         self.done = asyncio.Event()
         self._paced = 0
         self._pace_start = 0.0
-        self._expected = 0  # accepted (or being submitted) and not yet committed
         self._submitting = len(plans)
         if self.total == 0:
             self.done.set()
@@ -284,6 +266,7 @@ class Phase:
     def on_block(self, node: int | None, tx_ids: list[str], now: float) -> None:
         """Commits announced by ``node`` (None: found by polling, any node)."""
         pending = self.pending
+        before = self.result.committed
         for tx_id in tx_ids:
             entry = pending.get(tx_id)
             if entry is None or (node is not None and entry[2] != node):
@@ -296,8 +279,8 @@ class Phase:
             result.last_commit = now
             result.tx_ids.append(tx_id)
             self.slots[client].release()
-            self._expected -= 1
-            self.on_commit(1)
+        if self.result.committed != before:
+            self.on_commit()
         self._check_done()
 
     async def sweep(self) -> None:
@@ -316,7 +299,8 @@ class Phase:
             self.on_block(None, found, time.perf_counter())
 
     def _check_done(self) -> None:
-        if self._submitting == 0 and self._expected == 0:
+        # ``pending``: accepted (or being submitted) and not yet committed
+        if self._submitting == 0 and not self.pending:
             self.done.set()
 
     async def _pace(self) -> None:
@@ -341,7 +325,6 @@ class Phase:
             if result.first_submit == 0.0:
                 result.first_submit = started
             self.pending[tx_id] = (started, plan.index, plan.node)
-            self._expected += 1
             code = await self._submit(url, raw)
             result.submit_s.append(time.perf_counter() - started)
             result.submitted += 1
@@ -350,7 +333,6 @@ class Phase:
                 continue
             result.refused[code] = result.refused.get(code, 0) + 1
             if self.pending.pop(tx_id, None) is not None:
-                self._expected -= 1
                 slot.release()
         self._submitting -= 1
         self._check_done()
@@ -542,15 +524,10 @@ async def _settle_height(session: Any, url: str, timed: PhaseResult) -> int:
 async def _run_phase(session: Any, urls: Sequence[str], plans: Sequence[ClientPlan], which: str,
                      window: int, rate: float, phases: list[Phase],
                      progress: Callable[[str, int, int], None]) -> PhaseResult:
-    committed = [0]
-    phase_ref: list[Phase] = []
-
-    def on_commit(count: int) -> None:
-        committed[0] += count
-        progress(which, committed[0], phase_ref[0].total)
+    def on_commit() -> None:
+        progress(which, phase.result.committed, phase.total)
 
     phase = Phase(session, urls, plans, which, window, rate, on_commit)
-    phase_ref.append(phase)
     phases.append(phase)
     progress(which, 0, phase.total)
     clients = [asyncio.create_task(phase.run_client(plan)) for plan in plans]
@@ -591,6 +568,8 @@ def report(measurement: Measurement, verify_samples: Sequence[float], setup: boo
     """The run's numbers. The verify rate is the best of short samples taken before and
     after the load: other work on a shared machine only ever slows a sample down, so the best
     is the closest to what one core can do (the median is reported too)."""
+    from node.runtime import event_loop_name
+
     verify_per_s = max(verify_samples, default=0.0)
     timed = measurement.timed
     elapsed_s = max(timed.last_commit - timed.first_submit, 1e-9) if timed.committed else 0.0
@@ -716,7 +695,9 @@ def run_bench(directory: Path, txs: int, clients: int, window: int, rate: float,
     verify_samples = sample_verify_rate()
     progress, finish = _progress_bar(show_progress)
     try:
-        measurement = run_async(measure(consortium, txs, clients, window, rate, progress))
+        from node.runtime import run_event_loop
+
+        measurement = run_event_loop(measure(consortium, txs, clients, window, rate, progress))
     finally:
         finish()
     verify_samples += sample_verify_rate()

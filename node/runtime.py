@@ -16,6 +16,7 @@ next start restores from (NodeCore.start replays the WAL) and catches up from th
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import signal
@@ -268,12 +269,8 @@ class NodeRuntime:
     def _refresh_position(self) -> None:
         """Height and view for the log lines; read from the replica directly, because this
         runs after every frame and tick and ``core.status()`` builds a whole report."""
-        replica = getattr(self.core, "replica", None)
-        if replica is not None:
-            height, view = replica.committed_height, replica.view
-        else:
-            status = self.core.status()
-            height, view = status.get("height", self._height), status.get("view", self._view)
+        replica = self.core.replica
+        height, view = replica.committed_height, replica.view
         self._height = height
         if view != self._view:
             log.info("view_changed", new_view=view, old_view=self._view)
@@ -432,16 +429,21 @@ EVENT_LOOP_ENV = "HUZHU_EVENT_LOOP"  # "asyncio" forces the standard loop
 PROFILE_ENV = "HUZHU_PROFILE"  # a path prefix: write cProfile stats to PREFIX.node<I>.prof
 
 
+def event_loop_name() -> str:
+    """"uvloop" when it is installed and ``HUZHU_EVENT_LOOP`` is not "asyncio", else
+    "asyncio": the loop ``run_event_loop`` uses."""
+    if os.environ.get(EVENT_LOOP_ENV) == "asyncio":
+        return "asyncio"
+    return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+
+
 def run_event_loop(main: Any) -> Any:
     """Run ``main`` on uvloop when it is installed (less CPU per frame and request), else on
-    the standard asyncio loop."""
-    if os.environ.get(EVENT_LOOP_ENV) != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            return uvloop.run(main)
+    the standard asyncio loop; ``HUZHU_EVENT_LOOP=asyncio`` forces the standard loop."""
+    if event_loop_name() == "uvloop":
+        import uvloop
+
+        return uvloop.run(main)
     return asyncio.run(main)
 
 
