@@ -207,11 +207,8 @@ class State:
         self._put_position(root_key, new_root, old_root)
         return _content_hash(new_root)
 
-    def _read_position(self, key: bytes) -> bytes | None:
-        value = self._dirty.get(key, _ABSENT)
-        if value is not _ABSENT:
-            return value
-        return self._stored(key)
+    # Tree positions live in the same key space (under their own prefix) as the entries.
+    _read_position = get
 
     def _put_position(self, key: bytes, content: bytes | None, old: bytes | None) -> None:
         if content != old:
