@@ -46,17 +46,6 @@ def parse_duration_ms(text: str) -> int:
     return value
 
 
-class _UsageExitsOne(click.Command):
-    """Parsing errors exit 1 (click's default is 2, which here means 'unsafe')."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            exc.exit_code = EXIT_USAGE
-            raise
-
-
 def _usage_error(message: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"error": {"code": "usage", "message": message}}))
@@ -206,7 +195,7 @@ def _reproduce_command(trace_path: str | None, seed: int, nodes: int, run_ms: in
     return " ".join(shlex.quote(part) for part in parts)
 
 
-@simulate.command("replay", cls=_UsageExitsOne)
+@simulate.command("replay")
 @click.argument("trace", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def replay_command(trace: str, as_json: bool) -> None:
@@ -268,7 +257,7 @@ def _csv_list(text: str, what: str, convert=str) -> list:
         raise click.BadParameter(f"{what}: {text!r} is not a comma-separated list") from None
 
 
-@simulate.command("sweep", cls=_UsageExitsOne)
+@simulate.command("sweep")
 @click.option("--nodes", "nodes_text", default="4,7,16", show_default=True,
               help="Comma-separated node counts.")
 @click.option("--scenarios", "scenarios_text", default="normal,crash-primary", show_default=True,
