@@ -99,8 +99,9 @@ def free_port_block(count: int) -> int:
 
     Below the ephemeral range: a port in it can be taken by some outgoing connection while its
     node is down, and the node then cannot listen again when it restarts."""
+    highest = first_ephemeral_port() - count
     for _ in range(200):
-        base = random.randrange(LOWEST_LOCAL_PORT, first_ephemeral_port() - count, 2)
+        base = random.randrange(LOWEST_LOCAL_PORT, highest, 2)
         sockets = []
         try:
             for offset in range(count):
