@@ -178,21 +178,14 @@ def _reproduce_command(trace_path: str | None, seed: int, nodes: int, run_ms: in
                        scenario_file: str | None, scenario_name: str, cost: Any,
                        keep_going: bool) -> str:
     """One command that re-runs exactly this run."""
-    import shlex
-
-    from sim.replay import replay_command
+    from sim.replay import replay_command, simulate_command
     if trace_path is not None:
         return replay_command(trace_path)
-    parts = ["huzhu", "simulate", "--seed", str(seed), "--nodes", str(nodes),
-             "--duration", f"{run_ms}ms"]
-    parts += (["--scenario-file", scenario_file] if scenario_file else
-              ["--scenario", scenario_name])
-    parts += ["--verify-cost-ms", f"{cost.verify_us / 1000:g}",
-              "--sign-cost-ms", f"{cost.sign_us / 1000:g}",
-              "--crypto", "real" if cost.real_verify else "fast"]
-    if keep_going:
-        parts.append("--keep-going")
-    return " ".join(shlex.quote(part) for part in parts)
+    return simulate_command(seed, nodes, run_ms,
+                            ["--scenario-file", scenario_file] if scenario_file else
+                            ["--scenario", scenario_name],
+                            cost.verify_us, cost.sign_us, cost.real_verify,
+                            ("--keep-going",) if keep_going else ())
 
 
 @simulate.command("replay")

@@ -40,6 +40,18 @@ def replay_command(trace_path: str) -> str:
     return f"huzhu simulate replay {shlex.quote(str(trace_path))}"
 
 
+def simulate_command(seed: int, nodes: int, duration_ms: int, scenario: list[str],
+                     verify_us: int, sign_us: int, real_verify: bool,
+                     extra: tuple[str, ...] = ()) -> str:
+    """The ``huzhu simulate`` command line for one run; ``scenario`` is ``["--scenario",
+    NAME]`` or ``["--scenario-file", PATH]``."""
+    parts = ["huzhu", "simulate", "--seed", str(seed), "--nodes", str(nodes),
+             "--duration", f"{duration_ms}ms", *scenario,
+             "--verify-cost-ms", f"{verify_us / 1000:g}", "--sign-cost-ms", f"{sign_us / 1000:g}",
+             "--crypto", "real" if real_verify else "fast", *extra]
+    return " ".join(shlex.quote(part) for part in parts)
+
+
 @dataclass(frozen=True, slots=True)
 class RunSpec:
     """Everything that determines a run."""

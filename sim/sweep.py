@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import math
 import resource
-import shlex
 import statistics
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -33,6 +32,7 @@ from typing import Any
 
 from sim.backend import CryptoCost
 from sim.network import NetworkProfile, named_profile
+from sim.replay import simulate_command
 from sim.runtime import us_to_ms
 from sim.scenarios import Scenario, builtin
 from sim.simulation import SimOptions, Simulation
@@ -298,12 +298,9 @@ def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
 
 def reproduce_command(row: dict[str, Any], scenario_path: str | Path) -> str:
     """The ``huzhu simulate`` command that re-runs one point (its scenario written to a file)."""
-    parts = ["huzhu", "simulate", "--scenario-file", str(scenario_path), "--seed", str(row["seed"]),
-             "--nodes", str(row["nodes"]), "--duration", f"{row['duration_ms']}ms",
-             "--verify-cost-ms", f"{row['verify_us'] / 1000:g}",
-             "--sign-cost-ms", f"{row['sign_us'] / 1000:g}",
-             "--crypto", "real" if row["real_verify"] else "fast"]
-    return " ".join(shlex.quote(p) for p in parts)
+    return simulate_command(row["seed"], row["nodes"], row["duration_ms"],
+                            ["--scenario-file", str(scenario_path)], row["verify_us"],
+                            row["sign_us"], row["real_verify"])
 
 
 def measure_message_cost_us(duration_ms: int = 1000) -> int:
