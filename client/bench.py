@@ -179,7 +179,8 @@ def _member_key(run_tag: bytes, client: int, number: int) -> bytes:
 
 def build_plans(consortium: Consortium, txs: int, clients: int, nonces: dict[bytes, int],
                 run_tag: bytes) -> list[ClientPlan]:
-    """Sign the warm-up (one enrollment per client) and ``txs`` timed transactions."""
+    """Sign the warm-up (one enrollment per client) and ``txs`` timed transactions, from each
+    sender's next nonce in ``nonces``, which is advanced past the signed ones."""
     from contracts.records import member_id_of
 
     clients = max(1, min(clients, len(consortium.registrars), len(consortium.treasurers)))
@@ -189,7 +190,7 @@ def build_plans(consortium: Consortium, txs: int, clients: int, nonces: dict[byt
         plan = ClientPlan(index, index % len(consortium.api_urls),
                           consortium.registrars[index], consortium.treasurers[index])
         plans.append(plan)
-    next_nonce = dict(nonces)
+    next_nonce = nonces
 
     def sign(key: KeyPair, kind: str, body: dict) -> tuple[str, bytes]:
         nonce = next_nonce[key.public_key]

@@ -27,7 +27,6 @@ from pathlib import Path
 from client.bench import Consortium, build_plans
 from contracts.genesis import default_app_genesis
 from ledger.keys import KeyPair
-from ledger.types import Transaction
 from node.core import NodeCore
 from node.genesis import Genesis
 from node.storage import LevelDBStore, MemoryStore
@@ -96,11 +95,7 @@ class Cluster:
     def round(self, txs: int, tag: bytes, per_tick: int = DEFAULT_TXS_PER_TICK) -> None:
         consortium = Consortium("huzhu-local", GENESIS_TIME_MS, ("",) * NODES,
                                 self.registrars, self.treasurers)
-        plans = build_plans(consortium, txs, CLIENTS, dict(self.nonces), tag)
-        for plan in plans:
-            for _, raw in (*plan.warmup, *plan.timed):
-                tx = Transaction.decode(raw)
-                self.nonces[tx.sender] = max(self.nonces[tx.sender], tx.nonce + 1)
+        plans = build_plans(consortium, txs, CLIENTS, self.nonces, tag)
         before = list(self.committed)
         for plan in plans:  # untimed: the members that deposits go to
             self.submit(plan.node, plan.warmup[0][1])

@@ -48,8 +48,9 @@ def test_each_sender_signs_consecutive_nonces_from_where_the_chain_is() -> None:
                 # Deposits go to the member this client enrolled in the warm-up.
                 warmup = Transaction.decode(plan.warmup[0][1])
                 assert tx.body["member_id"] == member_id_of(warmup.body["public_key"])
-    for nonce_list in seen.values():
+    for sender, nonce_list in seen.items():
         assert nonce_list == list(range(7, 7 + len(nonce_list)))
+        assert nonces[sender] == 7 + len(nonce_list)  # advanced past what was signed
     assert len(ids) == 34  # 4 warm-up enrollments + 30, all distinct
 
 
