@@ -39,7 +39,7 @@ from client.cli_common import (
     stdout_console,
 )
 from client.keys_cli import keys_group
-from client.txs import TxOutcome, TxSender
+from client.txs import TxOutcome, TxSender, result_value
 from ledger.hashing import sha256
 from ledger.keys import PUBLIC_KEY_BYTES, KeyPair
 
@@ -207,7 +207,7 @@ def finish_many(outcomes: Sequence[TxOutcome], as_json: bool, title: str,
     else:
         columns = [label_name, "tx", "height", "receipt"] + ([result_field] if result_field else [])
         rows = [(label, o.tx_id.hex()[:16] + "…", o.height, o.code or o.status)
-                + ((o.result.get(result_field),) if result_field else ())
+                + ((result_value(o, result_field),) if result_field else ())
                 for o, label in zip(outcomes, labels)]
         if len(rows) > MAX_BATCH_ROWS_SHOWN:
             # A long batch shows its failures and its first rows; the rest are summed up.
@@ -499,7 +499,7 @@ def claim_submit(condition: str, diagnosed: str, amount: str, evidence_files: tu
             "amount_fen": parse_amount_fen(amount), "evidence_root": root}
     outcome = sender(node, key).send("claim.submit", body, wait=not no_wait)
     finish(outcome, as_json, "claim submitted", {"evidence_root": root.hex()})
-    if not as_json and outcome.result.get("status") == "closed":
+    if not as_json and result_value(outcome, "status") == "closed":
         stdout_console.print("the diagnosis falls in the waiting period: the claim is not "
                              "covered and the membership has ended")
 
