@@ -107,6 +107,7 @@ from consensus.signer import Signer
 from consensus.viewchange import NewViewPlan, chained_prefix, plan_new_view
 from ledger import codec
 from ledger.errors import DecodeError, HuzhuError
+from ledger.hashing import sha256
 from ledger.quorum import max_faulty, quorum_size, weak_quorum_size
 from ledger.types import (
     COMMIT_DOMAIN,
@@ -1301,7 +1302,10 @@ class Replica:
         """None when ``vc`` is valid, else the reason to drop it."""
         if not 0 <= vc.replica < self.n or vc.new_view == 0:
             return "bad_view_change"
-        key = ("view_change", vc.new_view, vc.replica, vc.signature)
+        # Keyed on the exact signed bytes: a copy that keeps the signature but changes any
+        # signed field (a forged checkpoint, a fake certificate) must miss the cache.
+        key = ("view_change", vc.replica, sha256(codec.encode(vc.signing_payload())),
+               vc.signature)
         if key not in self._verified_certificates:
             if not self._verify(vc.replica, VIEW_CHANGE_DOMAIN, vc.signing_payload(), vc.signature):
                 return "bad_signature"
