@@ -135,8 +135,11 @@ def prepare_payload(view: int, height: int, block_hash: bytes) -> dict:
     return {"block_hash": block_hash, "height": height, "view": view}
 
 
-def checkpoint_payload(height: int, state_root: bytes) -> dict:
-    return {"height": height, "state_root": state_root}
+def checkpoint_payload(height: int, block_hash: bytes, state_root: bytes) -> dict:
+    """What a replica signs (domain ``checkpoint``) after executing block ``height``: the
+    block's hash and the state root after it. The hash makes a stable checkpoint a full
+    anchor for a new view (its O set must extend exactly that block)."""
+    return {"block_hash": block_hash, "height": height, "state_root": state_root}
 
 
 # --- normal case -----------------------------------------------------------------------------
@@ -220,40 +223,48 @@ class Commit(_Vote):
 class Checkpoint:
     TYPE: ClassVar[str] = "checkpoint"
     height: int
+    block_hash: bytes  # the committed block at ``height``
     state_root: bytes  # the app_hash after executing ``height``
     replica: int
     signature: bytes
 
     def signing_payload(self) -> dict:
-        return checkpoint_payload(self.height, self.state_root)
+        return checkpoint_payload(self.height, self.block_hash, self.state_root)
 
     def to_plain(self) -> dict:
-        return {"type": self.TYPE, "height": self.height, "state_root": self.state_root,
-                "replica": self.replica, "signature": self.signature}
+        return {"type": self.TYPE, "height": self.height, "block_hash": self.block_hash,
+                "state_root": self.state_root, "replica": self.replica,
+                "signature": self.signature}
 
     @classmethod
     def from_plain(cls, plain: dict) -> Checkpoint:
-        _map(plain, ("type", "height", "state_root", "replica", "signature"), cls.TYPE)
-        return cls(_height(plain["height"]), _hash(plain["state_root"], "state_root"),
-                   _replica(plain["replica"]), _signature(plain["signature"]))
+        _map(plain, ("type", "height", "block_hash", "state_root", "replica", "signature"),
+             cls.TYPE)
+        return cls(_height(plain["height"]), _hash(plain["block_hash"], "block_hash"),
+                   _hash(plain["state_root"], "state_root"), _replica(plain["replica"]),
+                   _signature(plain["signature"]))
 
 
 @dataclass(frozen=True, slots=True)
 class CheckpointProof:
-    """2f+1 checkpoint signatures over (height, state_root); height 0 (genesis) needs none."""
+    """2f+1 checkpoint signatures over (height, block_hash, state_root); height 0 (genesis:
+    the genesis hash and state) needs none."""
 
     height: int
+    block_hash: bytes
     state_root: bytes
     signatures: tuple[tuple[int, bytes], ...]
 
     def to_plain(self) -> dict:
-        return {"height": self.height, "state_root": self.state_root,
-                "signatures": _pairs_plain(self.signatures)}
+        return {"height": self.height, "block_hash": self.block_hash,
+                "state_root": self.state_root, "signatures": _pairs_plain(self.signatures)}
 
     @classmethod
     def from_plain(cls, value: Any) -> CheckpointProof:
-        plain = _map(value, ("height", "state_root", "signatures"), "checkpoint proof")
-        return cls(_height(plain["height"]), _hash(plain["state_root"], "state_root"),
+        plain = _map(value, ("height", "block_hash", "state_root", "signatures"),
+                     "checkpoint proof")
+        return cls(_height(plain["height"]), _hash(plain["block_hash"], "block_hash"),
+                   _hash(plain["state_root"], "state_root"),
                    _signature_pairs(plain["signatures"], "checkpoint signatures"))
 
 
@@ -288,8 +299,8 @@ class PreparedCertificate:
 @dataclass(frozen=True, slots=True)
 class ViewChange:
     """VIEW-CHANGE to ``new_view``: the sender's stable checkpoint, the highest commit
-    certificate it knows (None at genesis), and a prepared certificate for each height above
-    that certificate. ``blocks`` carries the block of each prepared certificate, in the same
+    certificate it knows (None at genesis), and every prepared certificate it holds above
+    the higher of the two. ``blocks`` carries the block of each prepared certificate, in the same
     order; it is not signed (each block is bound by its hash in the signed certificate)."""
 
     TYPE: ClassVar[str] = "view_change"

@@ -104,7 +104,7 @@ from consensus.messages import (
 )
 from consensus.params import ConsensusParams
 from consensus.signer import Signer
-from consensus.viewchange import NewViewPlan, chained_prefix, plan_new_view
+from consensus.viewchange import NewViewPlan, chained_prefix, plan_new_view, view_change_anchor
 from ledger import codec
 from ledger.errors import DecodeError, HuzhuError
 from ledger.hashing import sha256
@@ -228,9 +228,10 @@ class Replica:
         self._inflight: dict[bytes, int] = {}  # tx id -> height of an accepted, uncommitted block
         self._batch_since_tick: int | None = None
         # checkpoints
-        self.stable = CheckpointProof(0, app_hash0, ())
-        self._checkpoint_votes: dict[int, dict[bytes, dict[int, bytes]]] = {}
-        self._own_checkpoints: dict[int, bytes] = {}
+        self.stable = CheckpointProof(0, genesis_hash, app_hash0, ())
+        # height -> (block hash, state root) -> replica -> signature
+        self._checkpoint_votes: dict[int, dict[tuple[bytes, bytes], dict[int, bytes]]] = {}
+        self._own_checkpoints: dict[int, tuple[bytes, bytes]] = {}
         # view change
         self._view_changes: dict[int, ViewChange] = {}  # sender -> its highest VIEW-CHANGE
         self._new_views: dict[int, NewView] = {}  # view -> NEW-VIEW accepted or sent
@@ -1041,15 +1042,20 @@ class Replica:
     # --- checkpoints ----------------------------------------------------------------------
 
     def _send_checkpoint(self, height: int, state_root: bytes) -> None:
+        decided = self._recent_commits.get(height)
+        assert decided is not None, f"executed block {height} is not a recent commit"
+        checkpoint = (decided[0], state_root)
         if height == self.stable.height:
-            assert state_root == self.stable.state_root, (
+            assert checkpoint == (self.stable.block_hash, self.stable.state_root), (
                 f"state after {height} diverges from the stable checkpoint")
-        self._own_checkpoints[height] = state_root
+        self._own_checkpoints[height] = checkpoint
         if height <= self.stable.height:
             return
-        signature = self.signer.sign(CHECKPOINT_DOMAIN, checkpoint_payload(height, state_root))
-        self._broadcast(encode_message(Checkpoint(height, state_root, self.id, signature)))
-        self._record_checkpoint(self.id, height, state_root, signature)
+        signature = self.signer.sign(CHECKPOINT_DOMAIN,
+                                     checkpoint_payload(height, *checkpoint))
+        self._broadcast(encode_message(Checkpoint(height, decided[0], state_root, self.id,
+                                                  signature)))
+        self._record_checkpoint(self.id, height, checkpoint, signature)
 
     def _on_checkpoint(self, sender: int, message: Checkpoint) -> None:
         height = message.height
@@ -1059,17 +1065,18 @@ class Replica:
         if height <= self.stable.height:
             self._drop("stale")
             return
+        checkpoint = (message.block_hash, message.state_root)
         votes = self._checkpoint_votes.get(height, {})
-        for root, signers in votes.items():
+        for voted, signers in votes.items():
             if sender in signers:
-                self._drop("duplicate" if root == message.state_root else "equivocation")
+                self._drop("duplicate" if voted == checkpoint else "equivocation")
                 return
         if not self._verify(sender, CHECKPOINT_DOMAIN, message.signing_payload(), message.signature):
             self._drop("bad_signature")
             return
-        self._record_checkpoint(sender, height, message.state_root, message.signature)
+        self._record_checkpoint(sender, height, checkpoint, message.signature)
 
-    def _record_checkpoint(self, replica: int, height: int, state_root: bytes,
+    def _record_checkpoint(self, replica: int, height: int, checkpoint: tuple[bytes, bytes],
                            signature: bytes) -> None:
         if height > self.high_watermark:
             # Far ahead: remember only each replica's latest, enough to learn we are behind.
@@ -1077,23 +1084,24 @@ class Replica:
                 if other > self.high_watermark and other != height:
                     for signers in self._checkpoint_votes[other].values():
                         signers.pop(replica, None)
-        signers = self._checkpoint_votes.setdefault(height, {}).setdefault(state_root, {})
+        signers = self._checkpoint_votes.setdefault(height, {}).setdefault(checkpoint, {})
         signers[replica] = signature
         if len(signers) >= self.quorum:
             pairs = tuple(sorted(signers.items())[:self.quorum])
-            self._set_stable(CheckpointProof(height, state_root, pairs))
+            self._set_stable(CheckpointProof(height, checkpoint[0], checkpoint[1], pairs))
 
     def _valid_checkpoint_proof(self, proof: CheckpointProof) -> bool:
         if proof.height % self.params.checkpoint_interval:
             return False
         if proof.height == 0:
-            return proof.state_root == self.app_hash0 and not proof.signatures
+            return (proof.block_hash == self.genesis_hash and proof.state_root == self.app_hash0
+                    and not proof.signatures)
         if len(proof.signatures) < self.quorum:
             return False
         key = ("checkpoint", proof)
         if key in self._verified_certificates:
             return True
-        payload = checkpoint_payload(proof.height, proof.state_root)
+        payload = checkpoint_payload(proof.height, proof.block_hash, proof.state_root)
         if not all(self._verify(replica, CHECKPOINT_DOMAIN, payload, signature)
                    for replica, signature in proof.signatures):
             return False
@@ -1105,7 +1113,7 @@ class Replica:
         if height <= self.stable.height:
             return
         own = self._own_checkpoints.get(height)
-        assert own is None or own == proof.state_root, (
+        assert own is None or own == (proof.block_hash, proof.state_root), (
             f"state after {height} diverges from the stable checkpoint")
         self.stable = proof
         self._count("stable_checkpoints")
@@ -1246,7 +1254,9 @@ class Replica:
 
     def _own_view_change(self, new_view: int) -> ViewChange:
         anchor = self.best_commit_cert
-        anchor_height = 0 if anchor is None else anchor.height
+        # Every certificate above what this message itself proves decided (PBFT sends all
+        # above the stable checkpoint; the commit certificate may prove more).
+        anchor_height = max(self.stable.height, 0 if anchor is None else anchor.height)
         prepared: list[PreparedCertificate] = []
         blocks: list[Block] = []
         for height in sorted(self._slots):
@@ -1311,11 +1321,9 @@ class Replica:
                 return "bad_signature"
             if not self._valid_checkpoint_proof(vc.checkpoint):
                 return "bad_checkpoint_proof"
-            anchor_height = 0
-            if vc.committed is not None:
-                if not self._valid_commit_certificate(vc.committed):
-                    return "bad_certificate"
-                anchor_height = vc.committed.height
+            if vc.committed is not None and not self._valid_commit_certificate(vc.committed):
+                return "bad_certificate"
+            anchor_height = view_change_anchor(vc)
             previous = anchor_height
             for cert in vc.prepared:
                 if (cert.height <= previous or cert.view >= vc.new_view

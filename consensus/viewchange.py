@@ -4,10 +4,15 @@ Both the new primary (to build NEW-VIEW) and every backup (to check it) run the 
 the same 2f+1 VIEW-CHANGE messages, so the result is deterministic: the messages are taken in
 ascending replica order and every tie is broken by that order.
 
-PBFT's min-s is the latest stable checkpoint in V. Here each VIEW-CHANGE also carries the
-highest commit certificate its sender knows, and prepared certificates only above it, so the
-new view starts right above the highest certified height in V (the *anchor*, >= min-s):
-everything at or below it is decided and reaches lagging replicas by certified block sync.
+The new view starts at the *anchor*: the highest decided height V proves, either a stable
+checkpoint (PBFT's min-s: 2f+1 signatures over the block hash and state root at that height)
+or a commit certificate, whichever is higher; on a tie the checkpoint wins (both name the
+same block, since a height has one committed block). Everything at or below the anchor is
+decided and reaches lagging replicas by certified block sync. Each VIEW-CHANGE carries every
+prepared certificate its sender holds above its own stable checkpoint and commit certificate,
+and a replica garbage-collects only at or below its stable checkpoint, so no certificate a
+new view might need is lost before it is sent (an anchor taken from commit certificates
+alone left a hole between a replica's certificate and its stable checkpoint).
 
 Above the anchor, for each height the prepared certificate of the highest view wins (PBFT's
 rule for the O set). Blocks chain by hash, so the O set is the longest run of winning
@@ -15,8 +20,10 @@ certificates whose blocks extend the anchor one height at a time. PBFT fills gap
 requests; a gap or a broken link cannot sit below a committed height here, because a replica
 sends COMMIT for h only when every height between its committed tip and h holds a
 current-view prepared certificate on the same chain (``Replica._advance_commit_votes``), so
-2f+1 such replicas exist for any committed h and one of them is in every V. Whatever lies
-past the first gap was never committed, and the new primary proposes fresh blocks there.
+f+1 honest such replicas exist for any committed h and one of them is in every V; its
+committed tip is at or below the anchor, so it holds certificates for every height between
+the anchor and h. Whatever lies past the first gap was never committed, and the new primary
+proposes fresh blocks there.
 """
 
 from __future__ import annotations
@@ -32,18 +39,27 @@ from ledger.types import Block, CommitCertificate
 class NewViewPlan:
     anchor_height: int
     anchor_hash: bytes
-    anchor_certificate: CommitCertificate | None
+    anchor_certificate: CommitCertificate | None  # when a commit certificate is the anchor
     candidates: tuple[PreparedCertificate, ...]  # winning certificates, heights anchor+1, +2, ...
+
+
+def view_change_anchor(vc: ViewChange) -> int:
+    """The height above which ``vc`` must carry every prepared certificate it holds."""
+    committed = 0 if vc.committed is None else vc.committed.height
+    return max(vc.checkpoint.height, committed)
 
 
 def plan_new_view(view_changes: Sequence[ViewChange], genesis_hash: bytes) -> NewViewPlan:
     """Anchor and candidate certificates from V (already validated, ascending replica order)."""
+    anchor_height, anchor_hash = 0, genesis_hash
     anchor: CommitCertificate | None = None
     for vc in view_changes:
-        if vc.committed is not None and (anchor is None or vc.committed.height > anchor.height):
-            anchor = vc.committed
-    anchor_height = 0 if anchor is None else anchor.height
-    anchor_hash = genesis_hash if anchor is None else anchor.block_hash
+        if vc.checkpoint.height > anchor_height:
+            anchor_height, anchor_hash = vc.checkpoint.height, vc.checkpoint.block_hash
+    for vc in view_changes:
+        if vc.committed is not None and vc.committed.height > anchor_height:
+            anchor_height, anchor_hash, anchor = (vc.committed.height,
+                                                  vc.committed.block_hash, vc.committed)
     best: dict[int, PreparedCertificate] = {}
     for vc in view_changes:
         for cert in vc.prepared:

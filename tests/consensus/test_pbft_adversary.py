@@ -4,17 +4,26 @@ the replica before its fix and names the safety or liveness property it protects
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
-from pbft_harness import Cluster, make_txs
+from pbft_harness import TICK_MS, Cluster, make_txs
 from test_pbft_validation import deliver, dropped, signer
 
+from consensus.events import Propose, Tick
 from consensus.messages import (
+    BlockResponse,
+    Checkpoint,
     CheckpointProof,
+    Commit,
     NewView,
+    Prepare,
+    ViewChange,
     decode_message,
     encode_message,
+    prepare_payload,
 )
+from ledger.types import commit_vote_payload
 
 
 def _run_until(cluster: Cluster, condition, max_ticks: int = 400, waiting_txs: int = 1) -> None:
@@ -59,7 +68,7 @@ def test_a_view_change_copied_into_a_new_view_with_other_content_is_refused():
     victim = cluster.replica(3)
     assert victim.view_changing and victim.stable.height == 0
     # The byzantine new primary swaps replica 2's checkpoint for a forged one.
-    forged = CheckpointProof(400, b"\x09" * 32, ())
+    forged = CheckpointProof(400, b"\x08" * 32, b"\x09" * 32, ())
     view_changes = tuple(replace(vc, checkpoint=forged) if vc.replica == 2 else vc
                          for vc in honest.view_changes)
     data = _resign_new_view(cluster, honest, view_changes=view_changes)
@@ -68,3 +77,132 @@ def test_a_view_change_copied_into_a_new_view_with_other_content_is_refused():
     # The honest NEW-VIEW is still accepted afterwards.
     deliver(cluster, 1, encode_message(honest), target=3)
     assert victim.view == 1 and not victim.view_changing
+
+
+class _Adversary:
+    """Routes a cluster's traffic for one transcript: replica ``byzantine`` speaks only
+    through what the test injects, messages to ``held`` replicas wait until released."""
+
+    def __init__(self, cluster: Cluster, byzantine: int) -> None:
+        self.cluster = cluster
+        self.byzantine = byzantine
+        self.injected: set[tuple[int, int, bytes]] = set()
+        self.captured: list[object] = []  # what the byzantine replica's own code sent
+        self.held: list[tuple[int, int, bytes]] = []
+        self.holding: set[int] = set()
+        self.passes: Callable[[int, int, object], bool] = lambda source, target, message: False
+        cluster.drop = self._drop
+
+    def _drop(self, source: int, target: int, message: object) -> bool:
+        data = encode_message(message)
+        if (source, target, data) in self.injected:
+            return False
+        if source == self.byzantine:
+            self.captured.append(message)
+            return True
+        if target in self.holding and not self.passes(source, target, message):
+            self.held.append((source, target, data))
+            return True
+        return False
+
+    def inject(self, source: int, targets, data: bytes) -> None:
+        for target in targets:
+            self.injected.add((source, target, data))
+            self.cluster.queue.append((source, target, data))
+        self.cluster.deliver_all()
+
+    def release(self, target: int) -> None:
+        self.holding.discard(target)
+        held = [item for item in self.held if item[1] == target]
+        self.held = [item for item in self.held if item[1] != target]
+        self.cluster.queue.extend(held)
+        self.cluster.deliver_all()
+
+    def sign(self, domain: str, payload) -> bytes:
+        return signer(self.cluster, self.byzantine).sign(domain, payload)
+
+
+def _tick_only(cluster: Cluster, replicas, waiting_txs: int = 1) -> None:
+    cluster.now_ms += TICK_MS
+    for index in replicas:
+        cluster.step(index, Tick(cluster.now_ms, waiting_txs))
+    cluster.deliver_all()
+
+
+def _until(condition, step, max_steps: int = 400) -> None:
+    for _ in range(max_steps):
+        if condition():
+            return
+        step()
+    raise AssertionError("condition never held")
+
+
+def test_certificates_between_a_stable_checkpoint_and_a_commit_certificate_survive():
+    """Bug: the new view anchored at the highest commit certificate in V, each VIEW-CHANGE
+    carried prepared certificates only above its sender's commit certificate, but a replica
+    garbage-collected its log up to its stable checkpoint. Honest C's VIEW-CHANGE read
+    "stable 4, commit certificate 3, prepared 5": the O set came out empty and the new
+    primary proposed a fresh block at height 5, which honest A had already committed
+    differently. One byzantine replica suffices: it omits its certificates and withholds
+    block 5 from catch-up. The new view must start at the stable checkpoint."""
+    A, P, C, B = 0, 1, 2, 3  # A primary of view 0, P primary of view 1, B byzantine
+    cluster = Cluster()
+    cluster.start()
+    for nonce in range(3):
+        cluster.propose(make_txs(nonce, 1))
+        cluster.deliver_all()
+    # Heights 4 and 5: P sees nothing; C prepares both but never sees a commit.
+    cluster.drop = lambda source, target, message: target == P or (
+        target == C and isinstance(message, Commit))
+    cluster.propose(make_txs(3, 1))
+    cluster.deliver_all()
+    cluster.propose(make_txs(4, 1))
+    cluster.deliver_all()
+    assert cluster.heights() == [5, 3, 3, 5]
+    committed_5 = cluster.nodes[A].chain[4][0].block_hash
+    cluster.crash(A)
+    adversary = _Adversary(cluster, B)
+    adversary.holding = {C}
+    p, c = cluster.replica(P), cluster.replica(C)
+    _until(lambda: p.view_changing, lambda: _tick_only(cluster, [P]))
+    # P probes for the next block; B answers with block 4 only.
+    _until(lambda: any(isinstance(m, BlockResponse) for m in adversary.captured),
+           lambda: _tick_only(cluster, [P, B], waiting_txs=0))
+    response = next(m for m in adversary.captured if isinstance(m, BlockResponse))
+    adversary.inject(B, [P], encode_message(BlockResponse(B, tuple(
+        entry for entry in response.entries if entry[0].height == 4))))
+    assert p.committed_height == 4
+    # P's checkpoint at 4 reaches C: stable 4 (A, B, P signed it) while C committed only 3.
+    adversary.passes = lambda source, target, message: isinstance(message, Checkpoint)
+    adversary.release(C)
+    adversary.holding = {C}
+    assert c.stable.height == 4 and c.committed_height == 3
+    _until(lambda: c.view_changing, lambda: _tick_only(cluster, [C]))
+    # B's VIEW-CHANGE omits every certificate it holds.
+    certificate_3 = cluster.nodes[B].chain[2][1]
+    unsigned = ViewChange(1, B, cluster.replica(B).stable, certificate_3, (), b"", ())
+    adversary.inject(B, [P, C], encode_message(
+        replace(unsigned, signature=adversary.sign("viewchange", unsigned.signing_payload()))))
+    assert p.view == 1 and not p.view_changing
+    adversary.passes = lambda source, target, message: False
+    adversary.release(C)
+    # B votes for whatever P proposes at height 5 in view 1.
+    voted: set[bytes] = set()
+
+    def step() -> None:
+        cluster.step(P, Propose(make_txs(100 + len(voted), 1)))
+        cluster.deliver_all()
+        slot = p._slots.get(5)
+        if slot is not None and slot.view == 1 and slot.block_hash not in voted:
+            voted.add(slot.block_hash)
+            for kind, domain, payload in (
+                    (Prepare, "prepare", prepare_payload(1, 5, slot.block_hash)),
+                    (Commit, "commit", commit_vote_payload(1, 5, slot.block_hash))):
+                adversary.inject(B, [P, C], encode_message(
+                    kind(1, 5, B, slot.block_hash, adversary.sign(domain, payload))))
+        _tick_only(cluster, [P, C])
+
+    _until(lambda: p.committed_height >= 5 and c.committed_height >= 5, step)
+    for index in (P, C):
+        assert cluster.nodes[index].chain[4][0].block_hash == committed_5
+    cluster.assert_consistent()

@@ -22,8 +22,11 @@ def cert(b: Block, view: int) -> PreparedCertificate:
     return PreparedCertificate(view, b.height, b.block_hash, SIG, ((1, SIG), (2, SIG)))
 
 
-def vc(replica: int, committed: CommitCertificate | None, certs) -> ViewChange:
-    return ViewChange(5, replica, CheckpointProof(0, GENESIS, ()), committed, tuple(certs), SIG, ())
+def vc(replica: int, committed: CommitCertificate | None, certs,
+       stable: Block | None = None) -> ViewChange:
+    checkpoint = (CheckpointProof(0, GENESIS, GENESIS, ()) if stable is None else
+                  CheckpointProof(stable.height, stable.block_hash, GENESIS, ((0, SIG),)))
+    return ViewChange(5, replica, checkpoint, committed, tuple(certs), SIG, ())
 
 
 def commit_cert(b: Block) -> CommitCertificate:
@@ -40,6 +43,25 @@ def test_anchor_is_the_highest_commit_certificate():
     assert (plan.anchor_height, plan.anchor_hash) == (2, b2.block_hash)
     assert [c.height for c in plan.candidates] == [3]
     assert chained_prefix(plan, {b3.block_hash: b3}) == 1
+
+
+def test_a_stable_checkpoint_above_every_commit_certificate_is_the_anchor():
+    # Replica 1 holds stable 4 but a commit certificate only for 3: its certificate at 4 was
+    # garbage-collected, so the new view must start above 4, not above 3.
+    chain = [block(1, GENESIS)]
+    for height in range(2, 6):
+        chain.append(block(height, chain[-1].block_hash))
+    b3, b4, b5 = chain[2], chain[3], chain[4]
+    plan = plan_new_view([vc(0, commit_cert(b3), []), vc(1, commit_cert(b3), [cert(b5, 0)], b4),
+                          vc(2, None, [])], GENESIS)
+    assert (plan.anchor_height, plan.anchor_hash, plan.anchor_certificate) == (
+        4, b4.block_hash, None)
+    assert [c.height for c in plan.candidates] == [5]
+    assert chained_prefix(plan, {b5.block_hash: b5}) == 1
+    # A commit certificate above the checkpoint is the anchor again.
+    plan = plan_new_view([vc(0, commit_cert(b5), []), vc(1, None, [], b4), vc(2, None, [])],
+                         GENESIS)
+    assert (plan.anchor_height, plan.anchor_certificate) == (5, commit_cert(b5))
 
 
 def test_genesis_anchor_and_highest_view_wins():

@@ -217,21 +217,27 @@ def decode_first_block_hash(cluster: Cluster) -> bytes:
 
 def test_checkpoint_checks(cluster):
     s2 = signer(cluster, 2)
-    root = b"\x06" * 32
-    bad_height = Checkpoint(3, root, 2, s2.sign("checkpoint", checkpoint_payload(3, root)))
-    assert dropped(deliver(cluster, 2, encode_message(bad_height))) == ["bad_checkpoint_height"]
-    forged = Checkpoint(4, root, 2, s2.sign("checkpoint", checkpoint_payload(8, root)))
-    assert dropped(deliver(cluster, 2, encode_message(forged))) == ["bad_signature"]
-    good = Checkpoint(4, root, 2, s2.sign("checkpoint", checkpoint_payload(4, root)))
-    assert not dropped(deliver(cluster, 2, encode_message(good)))
-    other = b"\x07" * 32
-    rival = Checkpoint(4, other, 2, s2.sign("checkpoint", checkpoint_payload(4, other)))
-    assert dropped(deliver(cluster, 2, encode_message(rival))) == ["equivocation"]
+    root, block_hash = b"\x06" * 32, b"\x05" * 32
+
+    def checkpoint(height: int, signed_height: int | None = None, state_root: bytes = root,
+                   signed_hash: bytes = block_hash) -> bytes:
+        payload = checkpoint_payload(height if signed_height is None else signed_height,
+                                     signed_hash, state_root)
+        return encode_message(Checkpoint(height, block_hash, state_root, 2,
+                                         s2.sign("checkpoint", payload)))
+
+    assert dropped(deliver(cluster, 2, checkpoint(3))) == ["bad_checkpoint_height"]
+    assert dropped(deliver(cluster, 2, checkpoint(4, signed_height=8))) == ["bad_signature"]
+    assert dropped(deliver(cluster, 2, checkpoint(4, signed_hash=b"\x04" * 32))) == [
+        "bad_signature"]  # the block hash is signed too
+    assert not dropped(deliver(cluster, 2, checkpoint(4)))
+    assert dropped(deliver(cluster, 2, checkpoint(4, state_root=b"\x07" * 32))) == [
+        "equivocation"]
 
 
 def test_view_change_and_new_view_checks(cluster):
     s2 = signer(cluster, 2)
-    genesis_proof = CheckpointProof(0, APP_HASH0, ())
+    genesis_proof = CheckpointProof(0, GENESIS_HASH, APP_HASH0, ())
 
     def view_change(new_view=1, prepared=(), blocks=(), proof=genesis_proof, sign=s2):
         unsigned = ViewChange(new_view, 2, proof, None, tuple(prepared), b"", ())
@@ -240,7 +246,7 @@ def test_view_change_and_new_view_checks(cluster):
                                          tuple(blocks)))
 
     assert dropped(deliver(cluster, 2, view_change(sign=signer(cluster, 3)))) == ["bad_signature"]
-    bad_proof = CheckpointProof(4, APP_HASH0, ((0, b"\x00" * 64),))
+    bad_proof = CheckpointProof(4, GENESIS_HASH, APP_HASH0, ((0, b"\x00" * 64),))
     assert dropped(deliver(cluster, 2, view_change(proof=bad_proof))) == ["bad_checkpoint_proof"]
     block = block_for(cluster)
     fake_cert = PreparedCertificate(0, 1, block.block_hash, b"\x08" * 64,
@@ -273,7 +279,7 @@ def test_fuzzed_bytes_never_raise(cluster):
     import random
     rng = random.Random(7)
     samples = [preprepare(cluster, block_for(cluster, txs=make_txs(0, 2)))]
-    samples.append(encode_message(Checkpoint(4, b"\x01" * 32, 2, b"\x02" * 64)))
+    samples.append(encode_message(Checkpoint(4, b"\x03" * 32, b"\x01" * 32, 2, b"\x02" * 64)))
     replica = cluster.replica(TARGET)
     for _ in range(400):
         data = bytearray(rng.choice(samples))

@@ -27,7 +27,7 @@ def test_describe_reports_type_view_height_and_the_vote():
     assert (vote.replica, vote.kind, vote.view, vote.height, vote.digest) == (1, "prepare", 0, 3, HASH)
     commit = m.Commit(2, 5, 3, HASH, KEYS[3].sign(COMMIT_DOMAIN, CHAIN, commit_vote_payload(2, 5, HASH)))
     assert describe(m.encode_message(commit)).votes[0].kind == "commit"
-    checkpoint = m.Checkpoint(16, HASH, 2, b"\x00" * 64)
+    checkpoint = m.Checkpoint(16, HASH, HASH, 2, b"\x00" * 64)
     assert describe(m.encode_message(checkpoint)).votes[0].kind == "checkpoint"
 
 
