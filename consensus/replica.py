@@ -489,7 +489,13 @@ class Replica:
     # --- proposing (primary) ------------------------------------------------------------------
 
     def _proposal_height(self) -> int | None:
-        height = max(self.committed_height, self._last_accepted, self._view_floor) + 1
+        # Never at or below the low watermark (decided), nor at a height this primary already
+        # signed a pre-prepare for in this view: its NEW-VIEW may re-issue heights it did not
+        # accept itself (at or below a stable checkpoint learned later, after a restart).
+        height = max(self.committed_height, self._last_accepted, self._view_floor,
+                     self.low_watermark) + 1
+        while (wal.PHASE_PREPREPARE, self.view, height) in self._own_votes:
+            height += 1
         if height > self.high_watermark:
             return None
         if self.executed_height < height - self.params.pipeline_depth:

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pbft_harness import TICK_MS, Cluster, make_txs
 from test_pbft_validation import deliver, dropped, signer
 
-from consensus.events import Propose, Tick
+from consensus.events import Propose, Receive, Tick
 from consensus.messages import (
     BlockResponse,
     Checkpoint,
@@ -19,6 +19,7 @@ from consensus.messages import (
     NewView,
     Prepare,
     ViewChange,
+    checkpoint_payload,
     decode_message,
     encode_message,
     prepare_payload,
@@ -205,4 +206,52 @@ def test_certificates_between_a_stable_checkpoint_and_a_commit_certificate_survi
     _until(lambda: p.committed_height >= 5 and c.committed_height >= 5, step)
     for index in (P, C):
         assert cluster.nodes[index].chain[4][0].block_hash == committed_5
+    cluster.assert_consistent()
+
+
+def _state_after(cluster: Cluster, holder: int, height: int) -> tuple[bytes, bytes]:
+    block = cluster.nodes[holder].chain[height - 1][0]
+    return block.block_hash, cluster.nodes[holder].app_hashes[height]
+
+
+def test_a_restarted_primary_below_its_stable_checkpoint_does_not_propose_twice():
+    """Bug: a new primary that re-issued heights 3 and 4 in its NEW-VIEW, then learned the
+    stable checkpoint 4 while it had committed only 2, restarted and proposed a fresh block at
+    height 3 (its proposal height ignored the low watermark and the O-set entries skipped at
+    or below it), tripping "a primary never proposes twice at one height in one view" at
+    every restart."""
+    A, P, C, B = 0, 1, 2, 3  # A (primary of view 0) is the faulty replica here
+    cluster = Cluster()
+    cluster.start()
+    for nonce in range(2):
+        cluster.propose(make_txs(nonce, 1))
+        cluster.deliver_all()
+    # Heights 3 and 4 prepare at C and B only; nobody commits them in view 0.
+    cluster.drop = lambda source, target, message: target == P or isinstance(message, Commit)
+    cluster.propose(make_txs(2, 1))
+    cluster.deliver_all()
+    cluster.propose(make_txs(3, 1))
+    cluster.deliver_all()
+    cluster.crash(A)
+    # View 1: P re-issues 3 and 4 but never receives a commit or a block.
+    cluster.drop = lambda source, target, message: target == P and isinstance(
+        message, (Commit, BlockResponse))
+    p = cluster.replica(P)
+    _until(lambda: cluster.heights()[C] == 4, lambda: cluster.tick(waiting_txs=1))
+    new_view = _wal_new_view(cluster, P, 1)
+    assert [entry.height for entry in new_view.preprepares] == [3, 4]
+    assert p.committed_height == 2
+    # C and B signed checkpoint 4; faulty A signs the same, so it is stable at P.
+    block_hash, state_root = _state_after(cluster, C, 4)
+    vote = Checkpoint(4, block_hash, state_root, A, signer(cluster, A).sign(
+        "checkpoint", checkpoint_payload(4, block_hash, state_root)))
+    cluster.step(P, Receive(A, encode_message(vote)))
+    assert p.stable.height == 4 and p.committed_height == 2
+    cluster.crash(P)
+    p = cluster.restart(P)
+    cluster.step(P, Propose(make_txs(10, 1)))  # raised AssertionError before the fix
+    assert p.stats.get("proposed", 0) == 0  # nothing to propose until it has block 4
+    cluster.drop = None
+    _until(lambda: p.committed_height >= 5, lambda: (
+        cluster.step(P, Propose(make_txs(10, 1))), cluster.tick(waiting_txs=1)))
     cluster.assert_consistent()
