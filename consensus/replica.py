@@ -213,6 +213,8 @@ class Replica:
         self.best_commit_cert: CommitCertificate | None = None
         self.executed_height = 0
         self._executed: dict[int, tuple[bytes, bytes]] = {0: (app_hash0, results_hash0)}
+        # committed heights not executed yet -> block hash (what their checkpoints sign)
+        self._unexecuted: dict[int, bytes] = {}
         self.last_nonempty_height = 0
         # recent committed heights -> (block hash, view in the header): proof material when a
         # primary later shows a different block for a height already decided in its view
@@ -1017,6 +1019,7 @@ class Replica:
                 self._inflight.pop(tx_id, None)
         self._block_tx_ids.pop(cert.block_hash, None)
         self._recent_commits[height] = (cert.block_hash, block.header.view)
+        self._unexecuted[height] = cert.block_hash
         self._recent_commits.pop(height - self.params.watermark_window, None)
         self._sync_buffer.pop(height, None)
         self._commit_certs.pop(height, None)
@@ -1038,19 +1041,18 @@ class Replica:
             f"executed {height} out of order (executed {self.executed_height}, "
             f"committed {self.committed_height})")
         self.executed_height = height
+        block_hash = self._unexecuted.pop(height)
         self._executed[height] = (event.app_hash, event.results_hash)
         self._executed.pop(height - self.params.pipeline_depth - 1, None)
         if height % self.params.checkpoint_interval == 0:
-            self._send_checkpoint(height, event.app_hash)
+            self._send_checkpoint(height, block_hash, event.app_hash)
         self._retry_pending()
         self._advance_commit_votes()
 
     # --- checkpoints ----------------------------------------------------------------------
 
-    def _send_checkpoint(self, height: int, state_root: bytes) -> None:
-        decided = self._recent_commits.get(height)
-        assert decided is not None, f"executed block {height} is not a recent commit"
-        checkpoint = (decided[0], state_root)
+    def _send_checkpoint(self, height: int, block_hash: bytes, state_root: bytes) -> None:
+        checkpoint = (block_hash, state_root)
         if height == self.stable.height:
             assert checkpoint == (self.stable.block_hash, self.stable.state_root), (
                 f"state after {height} diverges from the stable checkpoint")
@@ -1059,7 +1061,7 @@ class Replica:
             return
         signature = self.signer.sign(CHECKPOINT_DOMAIN,
                                      checkpoint_payload(height, *checkpoint))
-        self._broadcast(encode_message(Checkpoint(height, decided[0], state_root, self.id,
+        self._broadcast(encode_message(Checkpoint(height, block_hash, state_root, self.id,
                                                   signature)))
         self._record_checkpoint(self.id, height, checkpoint, signature)
 
@@ -1152,7 +1154,15 @@ class Replica:
 
     def _has_pending_work(self) -> bool:
         return (self.waiting_txs > 0 or self._last_accepted > self.committed_height
-                or bool(self._pending))
+                or bool(self._pending) or self._idle_block_overdue())
+
+    def _idle_block_overdue(self) -> bool:
+        """With idle blocks on, a block is expected every ``empty_block_interval_ms``: once
+        the committed tip is older than that, an empty chain is pending work too, so a dead
+        primary of an idle chain meets the view-change timer like a busy one."""
+        interval_ms = self.params.empty_block_interval_ms
+        return (interval_ms > 0 and self.now_ms is not None
+                and self.now_ms - self.tip_timestamp_ms >= interval_ms)
 
     def _check_timers(self) -> None:
         if self.view_changing:

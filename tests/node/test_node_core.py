@@ -241,3 +241,19 @@ def test_idle_chain_makes_empty_blocks_at_the_interval_so_block_time_moves():
     times = [store.get_block(h).header.timestamp_ms for h in later_heights]
     # consecutive idle blocks are at least the interval apart, never more often
     assert all(later - earlier >= interval_ms for earlier, later in zip(times, times[1:]))
+
+
+def test_an_idle_chain_replaces_a_dead_primary():
+    """Bug: the view-change timer ran only with pending work, so with idle blocks on nobody
+    noticed that the expected empty blocks stopped when the primary died; the height stayed
+    put for good. Backups expect a block every empty-block interval."""
+    cluster = NodeCluster(consensus={"empty_block_interval_ms": 200})
+    cluster.tick(100)
+    assert cluster.core(1).status()["view"] == 0
+    cluster.crash(0)
+    before = cluster.heights()[1]
+    cluster.tick(400)  # no transaction anywhere: 4 s of block time
+    views = [cluster.core(index).status()["view"] for index in (1, 2, 3)]
+    assert min(views) >= 1 and len(set(views)) == 1
+    heights = cluster.heights()[1:]
+    assert len(set(heights)) == 1 and heights[0] >= before + 3
