@@ -234,11 +234,19 @@ class Replica:
         # height -> (block hash, state root) -> replica -> signature
         self._checkpoint_votes: dict[int, dict[tuple[bytes, bytes], dict[int, bytes]]] = {}
         self._own_checkpoints: dict[int, tuple[bytes, bytes]] = {}
+        # Votes above the high watermark: only each replica's highest (at most n entries),
+        # enough to learn that 2f+1 replicas are ahead.
+        self._far_checkpoints: dict[int, tuple[int, tuple[bytes, bytes], bytes]] = {}
         # view change
         self._view_changes: dict[int, ViewChange] = {}  # sender -> its highest VIEW-CHANGE
         self._new_views: dict[int, NewView] = {}  # view -> NEW-VIEW accepted or sent
         self._new_view_resent: dict[int, tuple[int, int]] = {}  # replica -> (view, tick)
-        self._future: list[tuple[int, int, Message]] = []
+        # Messages of views not entered yet, per sender, each sender bounded by its share of
+        # max_future_messages: one replica's flood of far-view votes cannot crowd out the
+        # next-view votes of the others (the f+1 that pull a replica into a view change).
+        self._future: dict[int, list[tuple[int, int, Message]]] = {}  # sender -> (seq, view, m)
+        self._future_seq = 0
+        self._future_share = max(1, self.params.max_future_messages // self.n)
         self._peer_views: dict[int, int] = {}  # replica -> highest view seen in its votes
         self._view_change_sent_tick = 0
         # own signed messages: (phase, view, height) -> (block_hash, encoded message)
@@ -250,6 +258,11 @@ class Replica:
         self._sync_requests: dict[int, tuple[int, int, int]] = {}  # from -> (peer, count, deadline)
         self._sync_buffer: dict[int, tuple[Block, CommitCertificate]] = {}
         self._sync_peer = (replica_id + 1) % self.n
+        # Block requests served per peer: a token bucket of this many requests, refilled one
+        # request per tick. An honest peer keeps at most catch_up_max_outstanding_requests
+        # requests plus one probe outstanding; a peer asking faster is dropped and counted.
+        self._serve_burst = 2 * self.params.catch_up_max_outstanding_requests + 1
+        self._serve_tokens: dict[int, tuple[int, int]] = {}  # peer -> (tokens, at tick)
         self._gap_since_tick: int | None = None
         # caches
         self._verified_txs: dict[bytes, None] = {}
@@ -476,12 +489,13 @@ class Replica:
         if view > self.view or self.view_changing:
             if view > self.view + self.params.max_view_lookahead:
                 self._drop("far_view")
-            elif len(self._future) >= self.params.max_future_messages:
+            elif len(self._future.get(sender, ())) >= self._future_share:
                 self._drop("future_full")
             elif not signed():
                 self._drop("bad_signature")
             else:
-                self._future.append((view, sender, message))
+                self._future_seq += 1
+                self._future.setdefault(sender, []).append((self._future_seq, view, message))
                 if view > self._peer_views.get(sender, -1):
                     self._peer_views[sender] = view
                     self._maybe_join_view_change()
@@ -1074,6 +1088,11 @@ class Replica:
             self._drop("stale")
             return
         checkpoint = (message.block_hash, message.state_root)
+        far = self._far_checkpoints.get(sender)
+        if height > self.high_watermark and far is not None and far[0] >= height:
+            self._drop("stale" if far[0] > height else
+                       "duplicate" if far[1] == checkpoint else "equivocation")
+            return
         votes = self._checkpoint_votes.get(height, {})
         for voted, signers in votes.items():
             if sender in signers:
@@ -1087,16 +1106,25 @@ class Replica:
     def _record_checkpoint(self, replica: int, height: int, checkpoint: tuple[bytes, bytes],
                            signature: bytes) -> None:
         if height > self.high_watermark:
-            # Far ahead: remember only each replica's latest, enough to learn we are behind.
-            for other in sorted(self._checkpoint_votes):
-                if other > self.high_watermark and other != height:
-                    for signers in self._checkpoint_votes[other].values():
-                        signers.pop(replica, None)
-        signers = self._checkpoint_votes.setdefault(height, {}).setdefault(checkpoint, {})
-        signers[replica] = signature
+            self._far_checkpoints[replica] = (height, checkpoint, signature)
+            signers = {other: vote[2] for other, vote in self._far_checkpoints.items()
+                       if vote[:2] == (height, checkpoint)}
+        else:
+            signers = self._checkpoint_votes.setdefault(height, {}).setdefault(checkpoint, {})
+            signers[replica] = signature
         if len(signers) >= self.quorum:
             pairs = tuple(sorted(signers.items())[:self.quorum])
             self._set_stable(CheckpointProof(height, checkpoint[0], checkpoint[1], pairs))
+
+    def _window_far_checkpoints(self) -> None:
+        """After the window moved: forget far votes at or below the low watermark and move
+        those now inside the window to the per-height votes (one place to count them)."""
+        for replica in sorted(self._far_checkpoints):
+            height, checkpoint, signature = self._far_checkpoints[replica]
+            if height <= self.high_watermark:
+                del self._far_checkpoints[replica]
+                if height > self.stable.height:
+                    self._record_checkpoint(replica, height, checkpoint, signature)
 
     def _valid_checkpoint_proof(self, proof: CheckpointProof) -> bool:
         if proof.height % self.params.checkpoint_interval:
@@ -1149,6 +1177,7 @@ class Replica:
             del self._new_views[view]
         if height > self.committed_height:
             self._count("behind_stable_checkpoint")
+        self._window_far_checkpoints()  # last: it may make a later checkpoint stable
 
     # --- view change --------------------------------------------------------------------------
 
@@ -1537,8 +1566,17 @@ class Replica:
         self._advance_commit_votes()
 
     def _replay_future(self, view: int) -> None:
-        ready = [item for item in self._future if item[0] == view]
-        self._future = [item for item in self._future if item[0] > view]
+        ready: list[tuple[int, int, Message]] = []
+        for sender in sorted(self._future):
+            buffered = self._future[sender]
+            ready.extend((seq, sender, message) for seq, item_view, message in buffered
+                         if item_view == view)
+            later = [item for item in buffered if item[1] > view]
+            if later:
+                self._future[sender] = later
+            else:
+                del self._future[sender]
+        ready.sort(key=lambda item: item[0])  # in arrival order
         for _, sender, message in ready:
             try:
                 self._message_handlers[type(message)](sender, message)
@@ -1609,6 +1647,13 @@ class Replica:
             self._sync_peer = (self._sync_peer + 1) % self.n
 
     def _on_block_request(self, sender: int, message: BlockRequest) -> None:
+        tokens, at_tick = self._serve_tokens.get(sender, (self._serve_burst, self.tick))
+        tokens = min(self._serve_burst, tokens + self.tick - at_tick)
+        if tokens < 1:
+            self._serve_tokens[sender] = (tokens, self.tick)
+            self._drop("block_request_budget")
+            return
+        self._serve_tokens[sender] = (tokens - 1, self.tick)
         count = min(message.max_blocks, self.params.catch_up_max_blocks)
         self._serve.append(ServeBlocks(sender, message.from_height, count))
 

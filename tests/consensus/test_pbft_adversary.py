@@ -12,6 +12,7 @@ from test_pbft_validation import deliver, dropped, signer
 
 from consensus.events import Propose, Receive, Tick
 from consensus.messages import (
+    BlockRequest,
     BlockResponse,
     Checkpoint,
     CheckpointProof,
@@ -255,3 +256,68 @@ def test_a_restarted_primary_below_its_stable_checkpoint_does_not_propose_twice(
     _until(lambda: p.committed_height >= 5, lambda: (
         cluster.step(P, Propose(make_txs(10, 1))), cluster.tick(waiting_txs=1)))
     cluster.assert_consistent()
+
+
+def test_far_checkpoint_votes_from_one_replica_stay_bounded():
+    """Bug: checkpoint votes far above the window left entries that were never freed (and
+    were sorted on every message): 5,000 of them made each message five times slower."""
+    cluster = Cluster()
+    cluster.start()
+    target = cluster.replica(1)
+    interval = cluster.params.checkpoint_interval
+    root, block_hash = b"\x06" * 32, b"\x05" * 32
+    for index in range(1, 2001):
+        height = cluster.params.watermark_window + interval * index
+        payload = checkpoint_payload(height, block_hash, root)
+        cluster.step(1, Receive(2, encode_message(Checkpoint(
+            height, block_hash, root, 2, signer(cluster, 2).sign("checkpoint", payload)))))
+    assert len(target._checkpoint_votes) <= cluster.params.watermark_window // interval
+    assert len(target._far_checkpoints) == 1  # replica 2's highest vote only
+    # 2f+1 replicas far ahead at one height still make it stable (the lagging replica learns).
+    height = cluster.params.watermark_window + interval * 2000
+    for sender in (0, 3):
+        payload = checkpoint_payload(height, block_hash, root)
+        cluster.step(1, Receive(sender, encode_message(Checkpoint(
+            height, block_hash, root, sender, signer(cluster, sender).sign("checkpoint", payload)))))
+    assert target.stable.height == height
+    assert not target._far_checkpoints
+
+
+def test_one_replica_flooding_future_views_does_not_crowd_out_the_others():
+    """Bug: the buffer of messages for views not entered yet had one cap for all senders, so
+    one replica filled it with signed votes for view+64 and the honest next-view votes that
+    pull a replica into a view change (PBFT's f+1 rule) were dropped."""
+    cluster = Cluster()
+    cluster.start()
+    target = cluster.replica(0)
+    flood = cluster.params.max_future_messages + 10
+    for index in range(flood):
+        view = 1 + index % cluster.params.max_view_lookahead
+        payload = prepare_payload(view, 1, b"\x07" * 32)
+        cluster.step(0, Receive(3, encode_message(Prepare(
+            view, 1, 3, b"\x07" * 32, signer(cluster, 3).sign("prepare", payload)))))
+    assert target.stats["dropped.future_full"] > 0
+    for sender in (1, 2):  # two honest replicas (f+1) vote in view 1
+        payload = prepare_payload(1, 1, b"\x08" * 32)
+        cluster.step(0, Receive(sender, encode_message(Prepare(
+            1, 1, sender, b"\x08" * 32, signer(cluster, sender).sign("prepare", payload)))))
+    assert target.view == 1 and target.stats.get("view_change_joined") == 1
+    assert len(target._future[3]) <= cluster.params.max_future_messages // cluster.n
+
+
+def test_block_requests_from_one_peer_are_rate_limited():
+    """Bug: block requests had no per-peer limit: 1,000 requests got 1,000 answers of up to
+    32 blocks each."""
+    cluster = Cluster()
+    cluster.start()
+    served = 0
+    for _ in range(1000):
+        ready = cluster.replica(1).step(Receive(2, encode_message(BlockRequest(2, 1, 32))))
+        served += len(ready.serve)
+    burst = 2 * cluster.params.catch_up_max_outstanding_requests + 1
+    assert served == burst
+    assert cluster.replica(1).stats["dropped.block_request_budget"] == 1000 - burst
+    # the budget refills with time: one request a tick
+    cluster.tick(ticks=3)
+    ready = cluster.replica(1).step(Receive(2, encode_message(BlockRequest(2, 1, 32))))
+    assert len(ready.serve) == 1
