@@ -219,6 +219,7 @@ class Replica:
         # recent committed heights -> (block hash, view in the header): proof material when a
         # primary later shows a different block for a height already decided in its view
         self._recent_commits: dict[int, tuple[bytes, int]] = {}
+        self._equivocation_proofs: list[PrePrepare] = []  # found while delivering
         # log
         self._slots: dict[int, Slot] = {}
         self._last_accepted = 0  # highest height with a pre-prepare accepted in this view
@@ -1012,8 +1013,11 @@ class Replica:
             if entry is None:
                 entry = self._sync_buffer.get(height)
             if entry is None:
-                return
+                break
             self._deliver(*entry)
+        proofs, self._equivocation_proofs = self._equivocation_proofs, []
+        if proofs and not self.view_changing:
+            self._on_primary_equivocation(proofs[0], None)
 
     def _deliver(self, block: Block, cert: CommitCertificate) -> None:
         height = cert.height
@@ -1047,7 +1051,22 @@ class Replica:
             self.consecutive_view_changes = 0
         slot = self._slots.get(height)
         if slot is not None and slot.block_hash is not None and slot.block_hash != cert.block_hash:
+            self._note_losing_preprepare(slot, block)
             slot.clear_acceptance()  # the block this replica accepted lost; forget it
+
+    def _note_losing_preprepare(self, slot: Slot, committed: Block) -> None:
+        """This replica accepted block B at a height where block A, proposed in the active
+        view by its primary, was certified: the primary signed both (honest replicas prepare
+        A only after its pre-prepare, a NEW-VIEW re-issues A only with its certificate).
+        The proof is B's pre-prepare, which the replicas that committed A do not have: it is
+        passed on once delivery is done (see ``_on_primary_equivocation``)."""
+        header = committed.header
+        if (self.view_changing or header.view != self.view
+                or header.proposer != self.primary or slot.view != self.view):
+            return
+        proof = self._preprepare_for(slot.height, slot.block_hash)
+        if proof is not None:
+            self._equivocation_proofs.append(proof)
 
     def _on_executed(self, event: Executed) -> None:
         height = event.height

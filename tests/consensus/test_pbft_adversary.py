@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from pbft_harness import TICK_MS, Cluster, make_txs
+from pbft_harness import TEST_PARAMS, TICK_MS, Cluster, make_txs
 from test_pbft_validation import deliver, dropped, signer
 
 from consensus.events import Propose, Receive, Tick
@@ -18,12 +18,14 @@ from consensus.messages import (
     CheckpointProof,
     Commit,
     NewView,
+    PrePrepare,
     Prepare,
     ViewChange,
     checkpoint_payload,
     decode_message,
     encode_message,
     prepare_payload,
+    preprepare_payload,
 )
 from ledger.types import commit_vote_payload
 
@@ -321,3 +323,40 @@ def test_block_requests_from_one_peer_are_rate_limited():
     cluster.tick(ticks=3)
     ready = cluster.replica(1).step(Receive(2, encode_message(BlockRequest(2, 1, 32))))
     assert len(ready.serve) == 1
+
+
+def test_a_primary_that_equivocates_while_the_chain_commits_is_replaced():
+    """Bug: at n=4 an equivocating primary sent block A to two backups and block B to the
+    third; A committed (the third fetched it with its certificate and forgot B), nobody
+    passed the proof on, and the primary kept its role while signing two proposals per
+    height. The replica that accepted the losing block holds the proof: it must spread it."""
+    cluster = Cluster()
+    cluster.start()
+    cluster.tick()
+    rival_of: dict[bytes, bytes] = {}
+
+    def equivocate(source: int, target: int, message: object) -> bool:
+        if source != 0 or target != 3 or not isinstance(message, PrePrepare):
+            return False
+        if message.view != 0 or message.block.block_hash in rival_of.values():
+            return False
+        block = message.block
+        rival = replace(block, header=replace(block.header,
+                                              timestamp_ms=block.header.timestamp_ms + 1))
+        data = encode_message(PrePrepare(0, message.height, 0, rival, signer(cluster, 0).sign(
+            "preprepare", preprepare_payload(0, message.height, rival.block_hash))))
+        rival_of[block.block_hash] = rival.block_hash
+        cluster.queue.append((0, 3, data))
+        return True
+
+    cluster.drop = equivocate
+    cluster.propose(make_txs(0, 1))
+    cluster.deliver_all()
+    assert rival_of  # replica 3 was shown another block
+    for _ in range(TEST_PARAMS.view_change_timeout_ticks // 2):
+        cluster.tick(waiting_txs=0)  # no pending work: only the proof can move anyone
+        if all(cluster.replica(index).view >= 1 for index in (1, 2, 3)):
+            break
+    assert all(cluster.replica(index).view >= 1 for index in (1, 2, 3))
+    assert cluster.replica(3).stats["primary_equivocations"] >= 1
+    cluster.assert_consistent()

@@ -90,6 +90,17 @@ def test_an_equivocating_primary_that_keeps_the_chain_crawling_is_replaced():
     assert result.committed_height > 300  # about 50 blocks per virtual second once replaced
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3, 33, 34])
+def test_an_equivocating_primary_whose_chain_commits_is_replaced_at_n4(seed):
+    """At n=4 the equivocating primary's first block commits (two backups got it); the third
+    backup, which accepted the other block, holds the proof and spreads it. These seeds
+    reported no view change at all before it did."""
+    duration_ms = 3_000
+    result = run(builtin("equivocating-primary", 4, duration_ms), seed, 4, duration_ms)
+    assert_safe_and_live(result, ("equivocating-primary", seed))
+    assert result.view_changes >= 1
+
+
 def test_the_plan_workload_commits_transactions():
     result = run(builtin("normal", 4, 3_000), 5, duration_ms=3_000)
     assert result.committed_txs > 20
