@@ -141,3 +141,27 @@ def test_jury_votes_need_a_seat_on_the_sitting_jury() -> None:
     assert chain.app.check_tx(chain.tx(outsiders[0], "jury.commit", commit)).code == "not_juror"
     assert chain.app.check_tx(chain.tx(CLAIMANT, "jury.reveal",
                                        sample_bodies(CLAIMANT)["jury.reveal"])).code == "not_juror"
+
+
+def govern(chain: Chain, action: dict) -> None:
+    """Propose with org0 and approve with org1 and org2: more than 2/3 of four orgs."""
+    receipt = chain.run(ORGS[0], "gov.propose", action)
+    assert receipt.ok, receipt
+    proposal = {"proposal_id": receipt.result["proposal_id"]}
+    for org in (1, 2):
+        assert chain.run(ORGS[org], "gov.approve", proposal).ok
+    assert chain.q(f"proposal/{proposal['proposal_id']}")["status"] == "applied"
+
+
+def test_a_signer_authorised_at_admission_but_not_at_execution_gets_no_nonce_record() -> None:
+    chain = claim_chain()
+    deputy = key("deputy registrar")
+    grant = {"action": "grant_role", "role": "registrar", "public_key": deputy.public_key}
+    govern(chain, grant)
+    enroll = Transaction.create(deputy, CHAIN_ID, 0, "member.enroll",
+                                sample_bodies(CLAIMANT)["member.enroll"])
+    assert chain.app.check_tx(enroll).ok
+    govern(chain, dict(grant, action="revoke_role"))
+    receipt = chain.block([enroll])[0]
+    assert receipt.code == "unauthorized"
+    assert layout.nonce_key(deputy.public_key) not in chain.reader.data
