@@ -15,8 +15,9 @@ execute. One sender holds at most ``max_txs_per_sender`` transactions (``sender_
 and none more than ``max_nonce_ahead`` past its next nonce (``nonce_too_high``, 422).
 
 A block offer (``select_entries``) takes only ready transactions, each sender's in nonce
-order, round-robin across senders in order of arrival: with k senders waiting each gets at
-most ceil(max_txs / k) of a block, and what the others leave goes to whoever still waits.
+order, round-robin across senders in order of arrival (a sender goes to the back of the line
+when a block executes one of theirs): with k senders waiting each gets at most
+ceil(max_txs / k) of a block, and what the others leave goes to whoever still waits.
 Held transactions count for nothing the consensus waits on (``ready_count``), so a gap that
 never fills cannot make replicas suspect the primary.
 """
@@ -52,7 +53,8 @@ class Mempool:
         self.max_nonce_ahead = max_nonce_ahead
         self._entries: dict[bytes, Entry] = {}  # insertion order = arrival order
         self._by_slot: dict[tuple[bytes, int], bytes] = {}  # (sender, nonce) -> tx id
-        # sender -> nonce -> tx id; dict order = the order senders first arrived in
+        # sender -> nonce -> tx id; dict order = the order senders are served in (arrival,
+        # and to the back after each block that executed one of theirs)
         self._by_sender: dict[bytes, dict[int, bytes]] = {}
         self._next_nonce: dict[bytes, int] = {}  # committed next nonce of each waiting sender
         self._ready_end: dict[bytes, int] = {}  # first missing nonce from the next one
@@ -152,6 +154,9 @@ class Mempool:
             self._next_nonce[sender] = next_nonce
             self._ready_end[sender] = next_nonce
             self._extend_ready(sender, next_nonce)
+            # To the back of the line: with more senders waiting than a block holds, those
+            # served first must not be served first again in every block.
+            self._by_sender[sender] = self._by_sender.pop(sender)
         return removed
 
     def is_ready(self, tx_id: bytes) -> bool:

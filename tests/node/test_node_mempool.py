@@ -115,3 +115,15 @@ def test_per_sender_quota_and_nonce_gap_are_bounded():
     assert add(pool, tx(1, 5)) == "ok"
     pool.remove([tx(0, 0).tx_id])
     assert add(pool, tx(0, 3)) == "ok"
+
+
+def test_senders_served_by_a_block_go_to_the_back_of_the_line():
+    pool = Mempool(max_txs=100, max_bytes=10**6)
+    for sender in range(3):
+        for nonce in range(3):
+            add(pool, tx(sender, nonce))
+    first = pool.select(2, 10**6)
+    assert first == (tx(0, 0), tx(1, 0))
+    pool.remove([item.tx_id for item in first])
+    pool.set_next_nonces({KEYS[0].public_key: 1, KEYS[1].public_key: 1})
+    assert pool.select(2, 10**6) == (tx(2, 0), tx(0, 1))  # sender 2 waited longest
