@@ -70,3 +70,24 @@ def test_a_held_transaction_is_not_waited_on_and_causes_no_view_change() -> None
     cluster.tick(60)
     chain = receipts_in_chain_order(cluster, [kv_tx(client, n, "gap") for n in range(4)])
     assert [code for _, _, code in chain] == ["ok"] * 4
+
+
+def test_many_senders_submitting_concurrently_in_any_order_all_commit_ok() -> None:
+    # The outside attack that found the nonce gaps: 24 concurrent submissions per sender.
+    import random
+
+    shuffle = random.Random(15)
+    cluster = NodeCluster(consensus={"max_block_txs": 16})
+    txs = [kv_tx(client_key(sender), nonce, f"s{sender}n{nonce}")
+           for sender in range(4) for nonce in range(24)]
+    arrival = list(txs)
+    shuffle.shuffle(arrival)
+    for position, item in enumerate(arrival):
+        assert cluster.submit(shuffle.randrange(cluster.n), item).ok
+        if position % 8 == 7:
+            cluster.tick()
+    cluster.tick(100)
+    for sender in range(4):
+        chain = receipts_in_chain_order(cluster, txs[sender * 24:(sender + 1) * 24])
+        assert [nonce for _, nonce, _ in chain] == list(range(24))
+        assert all(code == "ok" for _, _, code in chain), chain
