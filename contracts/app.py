@@ -6,8 +6,10 @@ One block, in this order:
    proposal expiries), then members newly in arrears from the arrears index; at most
    ``max_transitions_per_block`` units of work, the rest carried to the next block in order;
 2. each transaction: chain id, signature and nonce checks (a failure here changes nothing),
-   then the nonce is spent and the handler runs between begin and commit, or rollback when it
-   rejects: a failed transaction leaves only its nonce increment and its receipt.
+   then its body and who may sign it (contracts.kinds; a stranger's refused transaction
+   changes nothing either), then the nonce is spent and the handler runs between begin and
+   commit, or rollback when it rejects: a failed transaction of a known signer leaves only
+   its nonce increment and its receipt.
 
 ``commit()`` folds the block's writes into the state tree and returns the root;
 ``take_writes()`` hands the node every write (the tree's nodes included) for its commit batch.
@@ -29,9 +31,10 @@ from ledger.application import CHECK_OK, CheckResult, QueryError, StateReader
 from ledger.errors import InvalidBlock, InvalidGenesis, InvalidTransaction
 from ledger.types import BlockHeader, Receipt, Transaction
 
-from contracts import claims, governance, jury, layout, members, queries, settlement
+from contracts import claims, governance, layout, queries, settlement
 from contracts.env import BlockEnv, TxEnv
 from contracts.genesis import AppGenesis, validate_app_genesis
+from contracts.kinds import KINDS, authorise, is_known_signer, validate_body
 from contracts.layout import Due, be64
 from contracts.reasons import reject
 from contracts.records import (
@@ -41,30 +44,10 @@ from contracts.records import (
     Totals,
     decode_record,
     encode_record,
-    member_id_of,
 )
-from contracts.schema import validate_body
 from contracts.state import State
 
-Handler = Callable[[PlanState, TxEnv, dict], dict]
 Transition = Callable[[PlanState, BlockEnv, int, bytes], int]
-
-# One handler per transaction kind.
-HANDLERS: dict[str, Handler] = {
-    "member.enroll": members.enroll,
-    "member.deposit": members.deposit,
-    "member.exit": members.exit_plan,
-    "member.qualify_juror": members.qualify_juror,
-    "evidence.anchor": claims.anchor_evidence,
-    "claim.submit": claims.submit,
-    "claim.review": claims.review,
-    "claim.object": claims.object_to,
-    "claim.appeal": claims.appeal,
-    "jury.commit": jury.commit_vote,
-    "jury.reveal": jury.reveal_vote,
-    "gov.propose": governance.propose,
-    "gov.approve": governance.approve,
-}
 
 # One transition per kind of queued time event.
 TRANSITIONS: dict[Due, Transition] = {
@@ -77,12 +60,6 @@ TRANSITIONS: dict[Due, Transition] = {
     Due.AGE_OUT: settlement.age_out,
     Due.PROPOSAL_EXPIRY: governance.proposal_expiry,
 }
-
-# Cheap signer checks for mempool admission (the handlers check everything again).
-ROLE_OF_KIND = {"member.enroll": "registrar", "member.qualify_juror": "registrar",
-                "member.deposit": "treasurer", "claim.review": "reviewer"}
-ORG_KINDS = ("gov.propose", "gov.approve")
-MEMBER_KINDS = ("member.exit", "claim.submit", "claim.object", "jury.commit", "jury.reveal")
 
 MAX_NONCE_AHEAD = 1_024  # how far past the next nonce check_tx lets a client queue
 MAX_VERIFIED_TX_IDS = 100_000  # signatures already checked at admission, not re-checked
@@ -131,23 +108,18 @@ class PlanApp:
     # --- the Application boundary -------------------------------------------------------
 
     def check_tx(self, tx: Transaction) -> CheckResult:
-        """Mempool admission against the committed state: cheap checks, then the signature."""
+        """Mempool admission against the committed state: body, who may sign (contracts.kinds),
+        nonce window, then the signature. A stranger's transaction stops here."""
         try:
             if tx.chain_id != self.chain_id:
                 raise reject("wrong_chain", f"transaction for chain {tx.chain_id!r}")
-            validate_body(tx.kind, tx.body)
+            body = validate_body(tx.kind, tx.body)
+            authorise(self._plan, tx.kind, tx.sender, body)
             next_nonce = self._plan.nonce(tx.sender)
             if tx.nonce < next_nonce:
                 raise reject("nonce_too_low", f"next nonce is {next_nonce}")
             if tx.nonce > next_nonce + MAX_NONCE_AHEAD:
                 raise reject("nonce_too_high", f"next nonce is {next_nonce}")
-            role = ROLE_OF_KIND.get(tx.kind)
-            if role is not None and not self._plan.has_role(role, tx.sender):
-                raise reject("unauthorized", f"{tx.kind} is signed by a {role}")
-            if tx.kind in ORG_KINDS and self._plan.org_of(tx.sender) is None:
-                raise reject("unauthorized", f"{tx.kind} is signed by an org")
-            if tx.kind in MEMBER_KINDS and self._plan.member(member_id_of(tx.sender)) is None:
-                raise reject("not_member", f"{tx.kind} is signed by a member")
             if not self._signature_ok(tx):
                 raise reject("bad_signature", "the signature does not verify")
         except InvalidTransaction as exc:
@@ -228,12 +200,21 @@ class PlanApp:
         next_nonce = self._plan.nonce(tx.sender)
         if tx.nonce != next_nonce:
             return _failed(tx_id, "bad_nonce", f"expected nonce {next_nonce}")
+        try:
+            body = validate_body(tx.kind, tx.body)
+            authorise(self._plan, tx.kind, tx.sender, body)
+        except InvalidTransaction as exc:
+            # Authorised at admission but not now (or never admitted): a known signer spends
+            # the nonce as for any failure; a stranger gets no nonce record, so nothing they
+            # sign can grow the state.
+            if is_known_signer(self._plan, tx.sender):
+                self._plan.set_nonce(tx.sender, next_nonce + 1)
+            return _failed(tx_id, exc.code, exc.message)
         # The nonce is spent whatever the outcome, so a rejected transaction cannot replay.
         self._plan.set_nonce(tx.sender, next_nonce + 1)
         self._state.begin()
         try:
-            body = validate_body(tx.kind, tx.body)
-            result = HANDLERS[tx.kind](self._plan, TxEnv(block, tx_id, tx.sender), body)
+            result = KINDS[tx.kind].handler(self._plan, TxEnv(block, tx_id, tx.sender), body)
         except InvalidTransaction as exc:
             self._state.rollback()
             return _failed(tx_id, exc.code, exc.message)

@@ -37,7 +37,12 @@ def require_role(plan: PlanState, role: str, sender: bytes) -> None:
 
 
 def sender_member(plan: PlanState, env: TxEnv, must_be_active: bool = True) -> Member:
-    member = plan.member(member_id_of(env.sender))
+    return signer_member(plan, env.sender, must_be_active)
+
+
+def signer_member(plan: PlanState, sender: bytes, must_be_active: bool = True) -> Member:
+    """The member who signed, or the refusal (also contracts.kinds' signer rules)."""
+    member = plan.member(member_id_of(sender))
     if member is None:
         raise reject("not_member", "the signer is not a member")
     if must_be_active and not member.active:

@@ -1,9 +1,11 @@
-"""Strict schemas of every transaction body: exact fields, exact types, bounds.
+"""The checks transaction bodies are built from: exact fields, exact types, bounds.
 
-``validate_body(kind, body)`` returns the body unchanged or raises ``InvalidTransaction``
+Each kind's body shape is a row of contracts.kinds (``plain_body({...})`` or ``one_of(...)``);
+``kinds.validate_body(kind, body)`` returns the body unchanged or raises ``InvalidTransaction``
 with code ``bad_body`` naming the field. Bodies are canonical msgpack maps, so public keys,
 ids and digests are raw bytes, amounts and times are integers, choices are short strings.
-Rules that need state (who may sign, which claim is open) belong to the handlers.
+Rules that need state (who may sign, which claim is open) are in contracts.kinds and the
+handlers.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def _fields(body: Any, spec: dict[str, Check], where: str = "body") -> dict:
     return body
 
 
-def _one_of(discriminator: str, shapes: dict[str, dict[str, Check]]) -> Callable[[Any], dict]:
+def one_of(discriminator: str, shapes: dict[str, dict[str, Check]]) -> Callable[[Any], dict]:
     """A body whose exact fields depend on the value of one of them."""
     def check(body: Any) -> dict:
         if not isinstance(body, dict):
@@ -124,43 +126,5 @@ def _one_of(discriminator: str, shapes: dict[str, dict[str, Check]]) -> Callable
     return check
 
 
-def _plain(spec: dict[str, Check]) -> Callable[[Any], dict]:
+def plain_body(spec: dict[str, Check]) -> Callable[[Any], dict]:
     return lambda body: _fields(body, spec)
-
-
-BODY_SCHEMAS: dict[str, Callable[[Any], dict]] = {
-    "member.enroll": _plain({"public_key": PUBLIC_KEY, "identity": DIGEST,
-                             "birth_ms": integer(-MAX_TIME_MS, MAX_TIME_MS)}),
-    "member.deposit": _plain({"member_id": MEMBER_ID, "amount_fen": AMOUNT,
-                              "reference": text(MAX_REFERENCE_CHARS)}),
-    "member.exit": _plain({}),
-    "member.qualify_juror": _plain({"member_id": MEMBER_ID}),
-    "evidence.anchor": _plain({"claim_id": ID, "documents": documents}),
-    "claim.submit": _plain({"condition": text(MAX_CODE_CHARS),
-                            "diagnosis_ms": integer(-MAX_TIME_MS, MAX_TIME_MS),
-                            "amount_fen": AMOUNT, "evidence_root": DIGEST}),
-    "claim.review": _one_of("decision", {
-        "approve": {"claim_id": ID, "amount_fen": AMOUNT},
-        "reject": {"claim_id": ID, "reason": choice(REVIEW_REJECT_REASONS)},
-    }),
-    "claim.object": _plain({"claim_id": ID, "reason": choice(OBJECTION_REASONS),
-                            "evidence_digest": DIGEST}),
-    "claim.appeal": _plain({"claim_id": ID}),
-    "jury.commit": _plain({"claim_id": ID, "commitment": DIGEST}),
-    "jury.reveal": _plain({"claim_id": ID, "vote": choice(VOTES), "salt": DIGEST}),
-    "gov.propose": _one_of("action", {
-        "set_param": {"name": choice(PARAM_NAMES), "value": anything},
-        "grant_role": {"role": text(MAX_NAME_CHARS), "public_key": PUBLIC_KEY},
-        "revoke_role": {"role": text(MAX_NAME_CHARS), "public_key": PUBLIC_KEY},
-        "set_org_key": {"org": text(MAX_NAME_CHARS), "public_key": PUBLIC_KEY},
-    }),
-    "gov.approve": _plain({"proposal_id": ID}),
-}
-TX_KINDS = tuple(BODY_SCHEMAS)
-
-
-def validate_body(kind: str, body: Any) -> dict:
-    schema = BODY_SCHEMAS.get(kind)
-    if schema is None:
-        raise reject("unknown_kind", f"no transaction kind {kind!r}")
-    return schema(body)

@@ -15,9 +15,12 @@ has to deliver ``out.send``.
 
 Transactions enter through ``submit_tx`` (decode, size, dedup, signature once, the
 application's ``check_tx``, mempool bounds) and are forwarded to the primary at once; a node
-that keeps waiting on one re-forwards it periodically and after each change of primary.
-Committed transactions leave the mempool, and the waiting transactions of the senders
-involved are re-checked against the new state.
+that keeps waiting on a ready one re-forwards it periodically and after each change of
+primary. The mempool orders each sender's transactions by nonce from its committed next nonce
+and offers the replica only those that can execute (node.mempool), so one submitted ahead of
+its predecessor waits for it instead of failing. Committed transactions leave the mempool,
+the senders involved get their new next nonce, and their waiting transactions are re-checked
+against the new state.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from ledger.merkle import EMPTY_ROOT
 from ledger.types import MAX_TX_BYTES, Block, CommitCertificate, Transaction, results_hash
 from node.apps import make_application
 from node.genesis import Genesis
-from node.mempool import Mempool
+from node.mempool import DEFAULT_MAX_NONCE_AHEAD, DEFAULT_MAX_TXS_PER_SENDER, Mempool
 from node.storage.base import Store
 
 GENESIS_APP_HASH_META = "genesis_app_hash"
@@ -68,6 +71,10 @@ class NodeParams:
     # would have to time out on it.
     reforward_ticks: int | None = None
     max_reforward_txs_per_tick: int = 256
+    # One sender's share of the mempool (at the bound: sender_quota, 429), and how far past
+    # its committed next nonce a transaction may be held (beyond: nonce_too_high, 422).
+    mempool_max_txs_per_sender: int = DEFAULT_MAX_TXS_PER_SENDER
+    mempool_max_nonce_ahead: int = DEFAULT_MAX_NONCE_AHEAD
 
 
 class CommittedBlock(NamedTuple):
@@ -86,6 +93,10 @@ class Output:
 # category: how a client should read the outcome (the API maps it to an HTTP status)
 ACCEPTED, MALFORMED, BAD_SIGNATURE, DUPLICATE, REJECTED, FULL = (
     "accepted", "malformed", "bad_signature", "duplicate", "rejected", "full")
+# the category of each refusal by the mempool or the store, before the application's checks
+POOL_REFUSALS = {"duplicate": DUPLICATE, "nonce_taken": DUPLICATE,
+                 "already_committed": DUPLICATE, "nonce_too_high": REJECTED,
+                 "sender_quota": FULL, "mempool_full": FULL}
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +126,8 @@ class NodeCore:
         self.signer = signer if signer is not None else Ed25519Signer(genesis.chain_id, key, validators)
         self.app = app if app is not None else make_application(genesis, store,
                                                                 verify_signatures=False)
-        self.mempool = Mempool(params.mempool_max_txs, params.mempool_max_bytes)
+        self.mempool = Mempool(params.mempool_max_txs, params.mempool_max_bytes,
+                               params.mempool_max_txs_per_sender, params.mempool_max_nonce_ahead)
         self.replica: Replica | None = None
         self.app_hash = b""
         self.last_block_hash = genesis.genesis_hash
@@ -144,13 +156,13 @@ class NodeCore:
             self.consensus_params, self.genesis.genesis_hash, self.genesis.genesis_time_ms,
             genesis_app_hash, EMPTY_ROOT, restored=list(self.store.iterate_wal()), tip=tip)
         self._last_primary = self.replica.primary
-        return self._run(Tick(now_ms, len(self.mempool)))
+        return self._run(Tick(now_ms, self.mempool.ready_count))
 
     def on_tick(self, now_ms: int) -> Output:
         self.now_ms = now_ms
         self.ticks += 1
         out_start = self._begin()
-        self._step(Tick(now_ms, len(self.mempool)))
+        self._step(Tick(now_ms, self.mempool.ready_count))
         self._forward_waiting()
         self._offer_proposals()
         return self._finish(out_start)
@@ -294,12 +306,24 @@ class NodeCore:
         self._count("executed_txs", len(tx_ids))
         return self._replica.step(Executed(height, app_hash, receipts_root))
 
+    def _committed_next_nonce(self, sender: bytes) -> int:
+        """The sender's next nonce in the committed state: both applications answer
+        ``nonce/<sender hex>`` (the plan with ``{"next_nonce": n}``, kv with ``n``)."""
+        value, _ = self.app.query(f"nonce/{sender.hex()}")
+        nonce = value["next_nonce"] if isinstance(value, dict) else value
+        assert type(nonce) is int and nonce >= 0, f"bad nonce answer {value!r}"
+        return nonce
+
     def _recheck(self, senders: dict[bytes, None]) -> None:
-        """Drop waiting transactions that the new state made invalid (spent nonces, ...)."""
+        """Move the senders' next nonces on and drop waiting transactions that the new state
+        made invalid (spent nonces, a signer no longer authorised, ...)."""
+        spent = self.mempool.set_next_nonces({
+            sender: self._committed_next_nonce(sender) for sender in senders
+            if self.mempool.next_nonce(sender) is not None})
         stale = [tx.tx_id for tx in self.mempool.of_senders(senders) if not self.app.check_tx(tx).ok]
-        if stale:
-            self.mempool.remove(stale)
-            self._count("mempool_rechecked_out", len(stale))
+        self.mempool.remove(stale)
+        if spent or stale:
+            self._count("mempool_rechecked_out", spent + len(stale))
 
     # --- genesis and restart -----------------------------------------------------------------
 
@@ -378,12 +402,14 @@ class NodeCore:
         if tx.chain_id != self.genesis.chain_id:
             return SubmitResult(False, "wrong_chain", MALFORMED, tx_id,
                                 f"transaction for chain {tx.chain_id!r}"), None
-        reason = self.mempool.precheck(tx, tx_id, len(encoded))
+        next_nonce = self.mempool.next_nonce(tx.sender)
+        if next_nonce is None:
+            next_nonce = self._committed_next_nonce(tx.sender)
+        reason = self.mempool.precheck(tx, tx_id, len(encoded), next_nonce)
         if reason is None and self.store.get_tx_location(tx_id) is not None:
             reason = "already_committed"
         if reason is not None:
-            category = FULL if reason == "mempool_full" else DUPLICATE
-            return SubmitResult(False, reason, category, tx_id), None
+            return SubmitResult(False, reason, POOL_REFUSALS[reason], tx_id), None
         if not self.signer.verify_transaction(tx):
             return SubmitResult(False, "bad_signature", BAD_SIGNATURE, tx_id,
                                 "the transaction signature does not verify"), None
@@ -394,11 +420,12 @@ class NodeCore:
         forward_now = forward and not replica.is_primary
         # Counted as forwarded now: passed to the primary, received from a peer (which passed
         # it on itself), or held by the primary; it is sent again only if it keeps waiting.
-        added = self.mempool.add(tx, tx_id, len(encoded), self.ticks)
+        added = self.mempool.add(tx, tx_id, len(encoded), self.ticks, next_nonce)
         assert added == "ok"
         if forward_now:
-            # At once, one frame each: held back to batch them, a sender's next nonce sent
-            # straight to the primary could overtake it and fail (seen in the explorer test).
+            # At once, held transactions too: the primary's mempool puts each sender's in
+            # nonce order, and a transaction waiting here for its predecessor would otherwise
+            # only reach the primary after the re-forward interval.
             self._send.append((replica.primary, encode_message(TxForward(self.id, (tx,)))))
         self._count("admitted_txs")
         return SubmitResult(True, "ok", ACCEPTED, tx_id), tx
@@ -413,7 +440,7 @@ class NodeCore:
         due = self.mempool.due_for_forwarding(self.ticks, interval,
                                               min(self.params.max_reforward_txs_per_tick,
                                                   self.consensus_params.max_forward_txs),
-                                              skip=replica.is_inflight)
+                                              skip=self._not_due)
         # After a change of primary the new one gets what it may not have. A transaction that
         # kept waiting goes to every replica, as a PBFT client retransmits: if the primary is
         # dead, the others then wait on it too, time out together and change view (one
@@ -427,6 +454,11 @@ class NodeCore:
             self._count("rebroadcast_txs", len(to_all))
             self._send.append((BROADCAST, encode_message(TxForward(self.id, to_all))))
 
+    def _not_due(self, tx_id: bytes) -> bool:
+        """Not sent again: in an accepted block, or held for a missing earlier nonce (nobody
+        can do anything with it yet; it is sent when it becomes ready and stays waiting)."""
+        return self._replica.is_inflight(tx_id) or not self.mempool.is_ready(tx_id)
+
     def _offer_proposals(self) -> None:
         """Give the primary the oldest waiting transactions while it wants to propose."""
         replica = self._replica
@@ -436,7 +468,7 @@ class NodeCore:
             # One more waiting transaction is nothing new until it could fill a block: the
             # batch delay runs in ticks, and offering on every admission would scan up to a
             # block of the mempool per transaction (quadratic under load).
-            waiting = len(self.mempool) - replica.inflight_tx_count
+            waiting = self.mempool.ready_count - replica.inflight_tx_count
             fills_block = (waiting >= params.max_block_txs
                            or self.mempool.total_bytes >= params.max_block_bytes)
             situation = (self.ticks, waiting > 0, fills_block, replica.committed_height,
@@ -446,7 +478,7 @@ class NodeCore:
             event = Propose(())
             if waiting > 0:
                 entries = self.mempool.select_entries(params.max_block_txs, params.max_block_bytes,
-                                                      skip=replica.is_inflight)
+                                                      skip=self._not_due)
                 event = Propose(tuple(entry.tx for entry in entries),
                                 tuple(entry.tx_id for entry in entries),
                                 tuple(entry.size_bytes for entry in entries))

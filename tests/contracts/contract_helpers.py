@@ -45,6 +45,7 @@ from ledger.types import BlockHeader, Receipt, Transaction, results_hash, tx_roo
 
 from contracts import PlanApp  # noqa: E402
 from contracts.genesis import DAY_MS, YEAR_MS, default_app_genesis  # noqa: E402
+from contracts.jury import vote_commitment  # noqa: E402
 from contracts.records import member_id_of  # noqa: E402
 
 CHAIN_ID = "huzhu-test"
@@ -211,3 +212,28 @@ def bulk_enroll(chain: Chain, count: int, deposit_fen: int, age_years: int = 30)
         if (index + 1) % 50_000 == 0 or index + 1 == count:
             chain.root = state.commit_root()
             chain.reader.apply(state.take_writes())
+
+
+SAMPLE_DIGEST = sha256(b"document")
+
+
+def sample_bodies(member: KeyPair) -> dict[str, dict]:
+    """A well-formed body of every kind, about ``member`` and their claim 1."""
+    return {
+        "member.enroll": {"public_key": key("newcomer").public_key, "identity": SAMPLE_DIGEST,
+                          "birth_ms": GENESIS_MS - 30 * 365 * DAY_MS},
+        "member.deposit": {"member_id": mid(member), "amount_fen": 100, "reference": "r1"},
+        "member.exit": {},
+        "member.qualify_juror": {"member_id": mid(member)},
+        "evidence.anchor": {"claim_id": 1, "documents": [{"digest": SAMPLE_DIGEST,
+                                                          "kind": "diagnosis"}]},
+        "claim.submit": {"condition": "ACCIDENT", "diagnosis_ms": GENESIS_MS,
+                         "amount_fen": 100, "evidence_root": SAMPLE_DIGEST},
+        "claim.review": {"claim_id": 1, "decision": "reject", "reason": "other"},
+        "claim.object": {"claim_id": 1, "reason": "other", "evidence_digest": SAMPLE_DIGEST},
+        "claim.appeal": {"claim_id": 1},
+        "jury.commit": {"claim_id": 1, "commitment": vote_commitment("pay", SAMPLE_DIGEST)},
+        "jury.reveal": {"claim_id": 1, "vote": "pay", "salt": SAMPLE_DIGEST},
+        "gov.propose": {"action": "set_param", "name": "fee_bps", "value": 700},
+        "gov.approve": {"proposal_id": 1},
+    }

@@ -35,11 +35,11 @@ def kv_tx(client: KeyPair, nonce: int, key: str, value: bytes = b"v",
 
 class NodeCluster:
     def __init__(self, n: int = 4, consensus: dict | None = None,
-                 params: NodeParams = NodeParams()) -> None:
+                 params: NodeParams = NodeParams(), app: dict | None = None) -> None:
         self.n = n
         self.keys = validator_keys(n)
         self.genesis = Genesis.build(CHAIN_ID, [key.public_key for key in self.keys],
-                                     GENESIS_TIME_MS, {"name": "kv"},
+                                     GENESIS_TIME_MS, app or {"name": "kv"},
                                      dict(FAST_CONSENSUS, **(consensus or {})))
         self.params = params
         self.stores = [MemoryStore() for _ in range(n)]

@@ -117,17 +117,22 @@ def test_mempool_byte_bound():
     assert cluster.core(0).status()["mempool_bytes"] == 2 * size
 
 
-def test_failed_transactions_commit_with_failed_receipts():
+def test_a_transaction_queued_ahead_waits_for_its_predecessor_instead_of_failing():
     cluster = NodeCluster()
     client = client_key()
-    # nonce 1 is admitted (clients may queue ahead) but nonce 0 never arrives
+    # nonce 1 is admitted (clients may queue ahead) but nonce 0 has not arrived yet
     assert cluster.submit(0, kv_tx(client, 1, "ahead")).ok
     cluster.tick(10)
     store = cluster.stores[0]
     receipts = [receipt for h in range(1, store.latest_height() + 1)
                 for receipt in store.get_receipts(h)]
-    assert [receipt.code for receipt in receipts] == ["bad_nonce"]
-    assert store.get_state(KV_PREFIX + b"ahead") is None
+    assert receipts == [] and cluster.core(0).mempool_contains(kv_tx(client, 1, "ahead").tx_id)
+    assert cluster.submit(0, kv_tx(client, 0, "first")).ok
+    cluster.tick(10)
+    receipts = [receipt for h in range(1, store.latest_height() + 1)
+                for receipt in store.get_receipts(h)]
+    assert [receipt.code for receipt in receipts] == ["ok", "ok"]
+    assert store.get_state(KV_PREFIX + b"ahead") == b"v"
 
 
 def test_waiting_txs_of_the_same_sender_are_rechecked_after_commit():

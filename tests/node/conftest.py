@@ -1,0 +1,8 @@
+"""The NodeCore tests of the plan application reuse the contracts' helpers (tests/contracts)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contracts"))
