@@ -12,7 +12,7 @@ from ledger.errors import InvalidTransaction
 REASON_CODES: tuple[str, ...] = (
     # the transaction itself
     "wrong_chain", "bad_signature", "bad_nonce", "nonce_too_low", "nonce_too_high",
-    "unknown_kind", "bad_body", "unauthorized",
+    "unknown_kind", "bad_body", "unauthorized", "settlement_pending",
     # enrollment, payments, jurors
     "already_member", "identity_enrolled", "too_young", "too_old", "unknown_member",
     "not_member", "member_not_active", "duplicate_payment", "already_juror",

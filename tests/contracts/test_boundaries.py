@@ -1,0 +1,89 @@
+"""Period boundaries do not depend on block packing (who shares a period is fixed at the
+boundary), and a settlement's bookings and credits always balance, even when the per-block
+transition budget splits them across blocks."""
+
+from __future__ import annotations
+
+from contract_helpers import (
+    GENESIS_MS,
+    REGISTRAR,
+    REVIEWER,
+    Chain,
+    birth_for_age,
+    key,
+    members_named,
+    mid,
+    plan_genesis,
+)
+
+from contracts.conditions import ACCIDENT_CODE
+from contracts.genesis import DAY_MS, YEAR_MS
+from contracts.settlement import conservation_holds
+from ledger.hashing import sha256
+
+PERIOD_MS = YEAR_MS // 24
+FIRST_BOUNDARY_MS = GENESIS_MS + PERIOD_MS
+NOTICE_MS = 3 * DAY_MS
+# The real plan's jury size and per-block budget: five objected notices cost 5 x 2,001 units,
+# more than the 10,000 a block may spend.
+REAL_JURY = {"jury_size": 2_000, "jury_quorum": 1_001, "max_transitions_per_block": 10_000}
+
+
+def accident_claims(chain: Chain, claimants: list, amount_fen: int) -> None:
+    receipts = chain.block([chain.tx(pair, "claim.submit", {
+        "condition": ACCIDENT_CODE, "diagnosis_ms": chain.time_ms, "amount_fen": amount_fen,
+        "evidence_root": sha256(b"evidence")}) for pair in claimants])
+    assert all(receipt.ok for receipt in receipts), receipts
+
+
+def approve_all(chain: Chain, claim_ids: list[int], amount_fen: int, at_ms: int) -> None:
+    receipts = chain.block([chain.tx(REVIEWER, "claim.review", {
+        "claim_id": claim_id, "decision": "approve", "amount_fen": amount_fen})
+        for claim_id in claim_ids], at_ms=at_ms)
+    assert all(receipt.ok for receipt in receipts), receipts
+
+
+def test_transactions_after_an_undecided_boundary_wait_for_its_settlement() -> None:
+    chain = Chain(plan_genesis(REAL_JURY))
+    claimants = members_named("claimant", 5)
+    objector, leaver, stayer, unopposed = (key(name) for name in
+                                           ("objector", "leaver", "stayer", "unopposed"))
+    chain.enroll_many([*claimants, objector, leaver, stayer, unopposed], deposit_fen=100_000)
+    accident_claims(chain, [*claimants, unopposed], 10_000)
+    # Every notice ends one second before the first boundary; five are objected to, and claim
+    # 6 is final then and so is shared at the boundary.
+    approve_all(chain, [1, 2, 3, 4, 5, 6], 10_000, FIRST_BOUNDARY_MS - 1_000 - NOTICE_MS)
+    receipts = chain.block([chain.tx(objector, "claim.object", {
+        "claim_id": claim_id, "reason": "other", "evidence_digest": sha256(b"doubt")})
+        for claim_id in range(1, 6)])
+    assert all(receipt.ok for receipt in receipts), receipts
+    active_at_boundary = chain.totals()["active_members"]
+
+    # The block 500 ms after the boundary cannot reach the boundary's settlement: its
+    # transactions must not run ahead of it.
+    newcomer = key("newcomer")
+    late = chain.block([chain.tx(leaver, "member.exit", {}),
+                        chain.tx(REGISTRAR, "member.enroll", {
+                            "public_key": newcomer.public_key,
+                            "identity": sha256(b"id" + newcomer.public_key),
+                            "birth_ms": birth_for_age(chain.time_ms, 30)})],
+                       at_ms=FIRST_BOUNDARY_MS + 500)
+    assert [receipt.code for receipt in late] == ["settlement_pending"] * 2
+    assert chain.q("member/" + mid(leaver).hex())["status"] == "active"
+
+    # The next block finishes the backlog and settles with exactly the boundary's members.
+    chain.block([])
+    settlement = chain.q("settlement/1")
+    assert settlement["members"] == active_at_boundary
+    assert settlement["payouts_fen"] == 10_000 and settlement["share_fen"] > 0
+    assert chain.totals()["active_members"] == active_at_boundary - 1  # claim 6 was paid
+
+    # Now the exit and the enrollment run, after the settlement: the leaver owes period 1,
+    # the newcomer does not.
+    assert chain.run(leaver, "member.exit", {}).ok
+    assert chain.member(leaver)["owed_fen"] == settlement["share_fen"]
+    assert chain.run(REGISTRAR, "member.enroll", {
+        "public_key": newcomer.public_key, "identity": sha256(b"id" + newcomer.public_key),
+        "birth_ms": birth_for_age(chain.time_ms, 30)}).ok
+    assert chain.member(newcomer)["owed_fen"] == 0
+    assert chain.member(stayer)["owed_fen"] == settlement["share_fen"]
