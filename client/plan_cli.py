@@ -926,7 +926,8 @@ def status_command(node: str | None, as_json: bool) -> None:
             "next settlement period": totals.get("next_period"),
             "next boundary": format_time_ms(totals.get("next_boundary_ms")),
             "deposits": format_fen(totals.get("deposits_fen")),
-            "paid out": format_fen(totals.get("payouts_fen")),
+            "booked for claims": format_fen(totals.get("payouts_fen")),
+            "awaiting payment": format_fen(totals.get("payouts_unpaid_fen")),
             "fees": format_fen(totals.get("fees_fen")),
             "carry": format_fen(totals.get("carry_fen")),
             "conservation holds": totals.get("conservation_holds")})

@@ -83,7 +83,10 @@ class Totals:
     deposits_fen: int = 0  # credited by the treasurer
     shares_charged_fen: int = 0  # sum over periods of share x members: debited from members
     fees_fen: int = 0
-    payouts_fen: int = 0  # claims settled (paid out by the plan)
+    payouts_fen: int = 0  # claims booked by settlements
+    # Booked by a settlement, not yet credited: a payment runs as its own transition and the
+    # block budget may put it a block (or more) after the settlement.
+    payouts_unpaid_fen: int = 0
     carry_fen: int = 0
     pending_payouts_fen: int = 0  # final claims waiting for the next settlement
     pending_claims: int = 0
