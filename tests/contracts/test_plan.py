@@ -22,6 +22,7 @@ from contract_helpers import (
 
 from contracts import PlanApp
 from contracts.genesis import DAY_MS, YEAR_MS
+from contracts.members import birthday_ms
 from ledger.hashing import sha256
 
 PERIOD_MS = YEAR_MS // 24
@@ -86,7 +87,7 @@ def test_members_leave_at_sixty() -> None:
     assert chain.run(REGISTRAR, "member.enroll", {"public_key": old.public_key,
                                                   "identity": sha256(b"o"),
                                                   "birth_ms": birth}).ok
-    sixty = birth + 60 * YEAR_MS
+    sixty = birthday_ms(birth, 60)  # midnight (UTC) of the 60th calendar birthday
     chain.advance_to(sixty - 1)
     assert chain.member(old)["status"] == "active"
     chain.advance_to(sixty)
