@@ -67,6 +67,16 @@ def rule_violation(params: Params, member: Member, condition: str, diagnosis_ms:
     return None
 
 
+def already_rejected(member: Member, condition: str, diagnosis_ms: int) -> bool:
+    """Was a claim for this condition finally rejected? An illness is diagnosed once, so any
+    diagnosis date matches; accidents are told apart by their date."""
+    for rejected_condition, rejected_diagnosis_ms in member.rejected_conditions:
+        if rejected_condition == condition and (condition != ACCIDENT_CODE
+                                                or rejected_diagnosis_ms == diagnosis_ms):
+            return True
+    return False
+
+
 def _claim(plan: PlanState, claim_id: int) -> Claim:
     claim = plan.claim(claim_id)
     if claim is None:
@@ -75,7 +85,8 @@ def _claim(plan: PlanState, claim_id: int) -> Claim:
 
 
 def _close(plan: PlanState, claim: Claim, time_ms: int, outcome: str) -> None:
-    """Final without payment; the member may claim again (if still a member)."""
+    """Final without payment; the member may claim again (if still a member), but not for a
+    condition this claim's rejection settled."""
     claim.status = CLAIM_CLOSED
     claim.outcome = outcome
     claim.final_ms = time_ms
@@ -84,7 +95,9 @@ def _close(plan: PlanState, claim: Claim, time_ms: int, outcome: str) -> None:
     assert member is not None
     if member.open_claim == claim.claim_id:
         member.open_claim = None
-        plan.put_member(member)
+    if not already_rejected(member, claim.condition, claim.diagnosis_ms):
+        member.rejected_conditions.append([claim.condition, claim.diagnosis_ms])
+    plan.put_member(member)
 
 
 def _finalize(plan: PlanState, totals: Totals, claim: Claim, time_ms: int, how: str) -> None:
@@ -112,6 +125,9 @@ def submit(plan: PlanState, env: TxEnv, body: dict) -> dict:
     now = env.time_ms
     if body["diagnosis_ms"] > now:
         raise reject("bad_diagnosis_date", "the diagnosis date is in the future")
+    if already_rejected(member, body["condition"], body["diagnosis_ms"]):
+        raise reject("condition_rejected", "a claim for this condition was rejected; the "
+                                           "appeal window is the way to contest it")
     params = plan.params()
     violation = rule_violation(params, member, body["condition"], body["diagnosis_ms"])
     if violation is not None and violation != "waiting_period":

@@ -122,6 +122,9 @@ class Member:
     juror_since_ms: int | None = None
     open_claim: int | None = None
     claims: list[int] = field(default_factory=list)
+    # Conditions whose claim was finally rejected, as [condition, diagnosis_ms]: a new claim
+    # for one of them would be an appeal past its deadline (bounded by the claims limit).
+    rejected_conditions: list[list] = field(default_factory=list)
 
     @property
     def active(self) -> bool:

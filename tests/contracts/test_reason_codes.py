@@ -202,12 +202,16 @@ def test_every_reason_code_is_reachable() -> None:
 
     # --- a member who keeps claiming ----------------------------------------------------------
     accident = dict(claim, condition="ACCIDENT", amount_fen=100)
-    for _ in range(32):
-        receipt = chain.run(repeat, "claim.submit", dict(accident, diagnosis_ms=chain.time_ms))
+    for attempt in range(32):
+        diagnosis_ms = chain.time_ms
+        receipt = chain.run(repeat, "claim.submit", dict(accident, diagnosis_ms=diagnosis_ms))
         assert receipt.ok, receipt
         assert chain.run(REVIEWER, "claim.review", {"claim_id": receipt.result["claim_id"],
                                                     "decision": "reject", "reason": "other"}).ok
         chain.advance_to(chain.time_ms + 7 * DAY_MS)
+        if attempt == 0:
+            probe.expect("condition_rejected", repeat, "claim.submit",
+                         dict(accident, diagnosis_ms=diagnosis_ms))
     probe.expect("too_many_claims", repeat, "claim.submit",
                  dict(accident, diagnosis_ms=chain.time_ms))
 
