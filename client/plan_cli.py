@@ -585,6 +585,13 @@ def claim_show(claim_id: int, node: str | None, as_json: bool) -> None:
         print_rows("evidence", ("anchor", "height", "time", "documents", "root"),
                    [(a["number"], a["height"], format_time_ms(a["time_ms"]),
                      ", ".join(a["kinds"]), a["root"]) for a in evidence])
+    reused = value.get("reused_documents") or []
+    if reused:
+        # The warning a reviewer and objectors must not miss: one document, two claims.
+        print_rows(f"documents also anchored for other claims "
+                   f"({value.get('reused_documents_total', len(reused))})",
+                   ("notice", "claim", "digest"),
+                   [(item["notice"], item["claim_id"], item["digest"]) for item in reused])
     history = value.get("history") or []
     if history:
         print_rows("history", ("time", "event"),

@@ -195,8 +195,45 @@ def anchor_evidence(plan: PlanState, env: TxEnv, body: dict) -> dict:
     )
     claim.anchors.append(env.tx_id)
     plan.put_anchor(anchor)
+    reused = _index_documents(plan, claim, digests, env.block.height)
     plan.put_claim(claim)
-    return {"anchor": anchor.number, "root": anchor.root.hex()}
+    return {"anchor": anchor.number, "root": anchor.root.hex(), "reused": reused}
+
+
+def _index_documents(plan: PlanState, claim: Claim, digests: list[bytes],
+                     height: int) -> list[dict]:
+    """File each digest in the document index; a digest already backing another claim is
+    noted on both claims (one file, two claims is the fraud the index is there to show).
+
+    One index read per digest, and at most one write per other claim involved, so the cost is
+    bounded by ``max_documents_per_anchor``. The caller stores ``claim``.
+    """
+    reused: list[dict] = []
+    others: dict[int, Claim] = {}  # looked up by id only; written in sorted id order
+    for digest in digests:
+        first = plan.document_first_anchored(digest)
+        if first is None:
+            plan.set_document_anchored(digest, claim.claim_id, height)
+            continue
+        first_claim_id, first_height = first
+        if first_claim_id == claim.claim_id:
+            continue
+        entry = {"digest": digest, "claim_id": first_claim_id, "height": first_height,
+                 "notice": f"document already anchored for claim #{first_claim_id} "
+                           f"at height {first_height}"}
+        claim.record_reuse(entry)
+        reused.append(entry)
+        other = others.get(first_claim_id)
+        if other is None:
+            other = plan.claim(first_claim_id)
+            assert other is not None
+            others[first_claim_id] = other
+        other.record_reuse({"digest": digest, "claim_id": claim.claim_id, "height": height,
+                            "notice": f"document also anchored for claim #{claim.claim_id} "
+                                      f"at height {height}"})
+    for other_id in sorted(others):
+        plan.put_claim(others[other_id])
+    return [{**entry, "digest": entry["digest"].hex()} for entry in reused]
 
 
 def review(plan: PlanState, env: TxEnv, body: dict) -> dict:

@@ -45,6 +45,7 @@ PROPOSAL_EXPIRED = "expired"
 PROPOSAL_FAILED = "failed"
 
 MAX_HISTORY_EVENTS = 64
+MAX_REUSED_RECORDED = 64  # reused documents listed on one claim; more are only counted
 
 
 def member_id_of(public_key: bytes) -> bytes:
@@ -167,6 +168,15 @@ class Claim:
     paid_net_fen: int = 0
     arrears_deducted_fen: int = 0
     history: list[dict] = field(default_factory=list)
+    # Documents also anchored for another claim, for the reviewer and objectors to see:
+    # {digest, claim_id, height, notice}, at most MAX_REUSED_RECORDED (then only counted).
+    reused_documents: list[dict] = field(default_factory=list)
+    reused_documents_total: int = 0
+
+    def record_reuse(self, entry: dict) -> None:
+        self.reused_documents_total += 1
+        if len(self.reused_documents) < MAX_REUSED_RECORDED:
+            self.reused_documents.append(entry)
 
     def record(self, time_ms: int, event: str) -> None:
         # Bounded: a claim has a fixed number of lifecycle steps, far below the limit.
@@ -369,6 +379,16 @@ class PlanState:
 
     def put_anchor(self, anchor: Anchor) -> None:
         self.state.set(layout.anchor_key(anchor.claim_id, anchor.number), encode_record(anchor))
+
+    def document_first_anchored(self, digest: bytes) -> tuple[int, int] | None:
+        """(claim id, height) where ``digest`` was first anchored, or None."""
+        raw = self.state.get(layout.document_key(digest))
+        if raw is None:
+            return None
+        return int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big")
+
+    def set_document_anchored(self, digest: bytes, claim_id: int, height: int) -> None:
+        self.state.set(layout.document_key(digest), layout.be64(claim_id) + layout.be64(height))
 
     def jury(self, claim_id: int) -> Jury | None:
         raw = self.state.get(layout.jury_key(claim_id))
