@@ -188,6 +188,7 @@ def enroll(plan: PlanState, env: TxEnv, body: dict) -> dict:
         age_out_ms=birthday_ms(birth_ms, params.leave_age_years),
         tier_cap_fen=params.tier_cap_fen(age),
         join_index_fen=totals.cum_index_fen,
+        identity_key_id=body.get("identity_key_id"),
     )
     plan.index_arrears(member)
     plan.enqueue(member.age_out_ms, Due.AGE_OUT, member_id)

@@ -123,6 +123,7 @@ class Member:
     juror_since_ms: int | None = None
     open_claim: int | None = None
     claims: list[int] = field(default_factory=list)
+    identity_key_id: str | None = None  # which registrar secret made ``identity``
     # Conditions whose claim was finally rejected, as [condition, diagnosis_ms]: a new claim
     # for one of them would be an appeal past its deadline (bounded by the claims limit).
     rejected_conditions: list[list] = field(default_factory=list)

@@ -23,6 +23,7 @@ MAX_ID = 2**63 - 1
 MAX_REFERENCE_CHARS = 64
 MAX_CODE_CHARS = 16
 MAX_NAME_CHARS = 64
+MAX_KEY_ID_CHARS = 16
 MAX_DOCUMENTS = 1_024  # hard ceiling; params.max_documents_per_anchor is the live limit
 
 DOCUMENT_KINDS = ("diagnosis", "pathology", "imaging", "lab", "invoice", "discharge",
@@ -98,16 +99,22 @@ def documents(value: Any, field: str) -> list:
     return value
 
 
-def _fields(body: Any, spec: dict[str, Check], where: str = "body") -> dict:
+def _fields(body: Any, spec: dict[str, Check], where: str = "body",
+            optional: dict[str, Check] | None = None) -> dict:
+    """Exactly the fields of ``spec``, plus any of ``optional`` (added later, so that bodies
+    signed before they existed stay valid)."""
     if not isinstance(body, dict):
         raise _bad(where, "must be a map")
-    if set(body) != set(spec):
-        missing = sorted(set(spec) - set(body))
-        extra = sorted(set(body) - set(spec))
+    optional = optional or {}
+    present = set(body) - set(optional)
+    if present != set(spec):
+        missing = sorted(set(spec) - present)
+        extra = sorted(present - set(spec))
         raise _bad(where, f"fields must be exactly {sorted(spec)} (missing {missing}, "
                           f"unexpected {extra})")
-    for name, check in spec.items():
-        check(body[name], f"{where}.{name}" if where != "body" else name)
+    for name, check in (*spec.items(), *optional.items()):
+        if name in body:
+            check(body[name], f"{where}.{name}" if where != "body" else name)
     return body
 
 
@@ -124,13 +131,16 @@ def _one_of(discriminator: str, shapes: dict[str, dict[str, Check]]) -> Callable
     return check
 
 
-def _plain(spec: dict[str, Check]) -> Callable[[Any], dict]:
-    return lambda body: _fields(body, spec)
+def _plain(spec: dict[str, Check],
+           optional: dict[str, Check] | None = None) -> Callable[[Any], dict]:
+    return lambda body: _fields(body, spec, optional=optional)
 
 
 BODY_SCHEMAS: dict[str, Callable[[Any], dict]] = {
+    # identity: HMAC-SHA256 under the registrar's secret named by identity_key_id (DOMAIN.md).
     "member.enroll": _plain({"public_key": PUBLIC_KEY, "identity": DIGEST,
-                             "birth_ms": integer(-MAX_TIME_MS, MAX_TIME_MS)}),
+                             "birth_ms": integer(-MAX_TIME_MS, MAX_TIME_MS)},
+                            optional={"identity_key_id": text(MAX_KEY_ID_CHARS)}),
     "member.deposit": _plain({"member_id": MEMBER_ID, "amount_fen": AMOUNT,
                               "reference": text(MAX_REFERENCE_CHARS)}),
     "member.exit": _plain({}),
