@@ -120,3 +120,42 @@ def test_a_payout_booked_but_not_yet_credited_is_accounted_for() -> None:
     totals = chain.totals()
     assert totals["paid_net_fen"] + totals["arrears_recovered_fen"] == 5_000
     assert totals["payouts_unpaid_fen"] == 0 and totals["conservation_holds"]
+
+
+def boundary_scenario(max_transitions_per_block: int) -> dict:
+    """Five objected notices and one unopposed claim end a second before the first boundary;
+    500 ms after it a member exits and a newcomer enrolls, sent again until they run."""
+    chain = Chain(plan_genesis(dict(REAL_JURY,
+                                    max_transitions_per_block=max_transitions_per_block)))
+    claimants = members_named("claimant", 6)
+    objector, leaver, newcomer = key("objector"), key("leaver"), key("newcomer")
+    chain.enroll_many([*claimants, objector, leaver], deposit_fen=100_000)
+    accident_claims(chain, claimants, 10_000)
+    approve_all(chain, [1, 2, 3, 4, 5, 6], 10_000, FIRST_BOUNDARY_MS - 1_000 - NOTICE_MS)
+    assert all(receipt.ok for receipt in chain.block([chain.tx(objector, "claim.object", {
+        "claim_id": claim_id, "reason": "other", "evidence_digest": sha256(b"doubt")})
+        for claim_id in range(1, 6)]))
+    at_ms = FIRST_BOUNDARY_MS + 500
+    for _ in range(5):
+        receipts = chain.block([chain.tx(leaver, "member.exit", {}),
+                                chain.tx(REGISTRAR, "member.enroll", {
+                                    "public_key": newcomer.public_key,
+                                    "identity": sha256(b"id" + newcomer.public_key),
+                                    "birth_ms": birth_for_age(chain.time_ms, 30)})],
+                               at_ms=at_ms)
+        if all(receipt.ok for receipt in receipts):
+            break
+        assert {receipt.code for receipt in receipts} == {"settlement_pending"}
+        at_ms += 1_000
+    settlement = chain.q("settlement/1")
+    return {"members": settlement["members"], "share_fen": settlement["share_fen"],
+            "leaver_owes_fen": chain.member(leaver)["owed_fen"],
+            "newcomer_owes_fen": chain.member(newcomer)["owed_fen"]}
+
+
+def test_the_settlement_is_the_same_however_the_blocks_are_packed() -> None:
+    unhurried = boundary_scenario(1_000_000)  # everything due runs in the boundary's block
+    packed = boundary_scenario(10_000)  # the settlement waits a block
+    assert packed == unhurried
+    assert unhurried["members"] == 8 and unhurried["leaver_owes_fen"] == unhurried["share_fen"]
+    assert unhurried["newcomer_owes_fen"] == 0
