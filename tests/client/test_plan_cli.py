@@ -223,3 +223,26 @@ def test_after_rotating_the_registrar_secret_the_old_commitments_still_count(enr
     fresh = run("--member", people[2].public_key.hex(), "--national-id", "110101198501015678",
                 "--birth", "1985-01-01")
     assert fresh.exit_code == 0 and json.loads(fresh.output)["identity_key_id"] == new_key_id
+
+
+def test_claim_show_warns_of_a_document_anchored_for_another_claim(monkeypatch):
+    from client import plan_cli
+    from tests.contracts.contract_helpers import GENESIS_MS, Chain, key
+
+    chain = Chain()
+    alice, bob = key("alice"), key("bob")
+    chain.enroll_many([alice, bob])
+    chain.advance_to(GENESIS_MS + 92 * 86_400_000)
+    invoice = {"digest": bytes(range(32)), "kind": "invoice"}
+    for claim_id, pair in ((1, alice), (2, bob)):
+        assert chain.run(pair, "claim.submit", {
+            "condition": "CI001", "diagnosis_ms": chain.time_ms - 86_400_000,
+            "amount_fen": 1_000_000, "evidence_root": bytes(32)}).ok
+        assert chain.run(pair, "evidence.anchor", {"claim_id": claim_id,
+                                                   "documents": [invoice]}).ok
+    first_height = chain.q("claim/1")["evidence"][0]["height"]
+    monkeypatch.setattr(plan_cli, "make_client", lambda node: ChainSender(chain, alice))
+    shown = CliRunner().invoke(main, ["claim", "show", "2", "--node", "http://127.0.0.1:9"])
+    assert shown.exit_code == 0, shown.output
+    assert "documents also anchored for other claims (1)" in shown.output
+    assert f"document already anchored for claim #1 at height {first_height}" in shown.output
