@@ -12,7 +12,8 @@ For every height, from one or more sources (a node's LevelDB copy, or nodes' RES
   the app_hash and results_hash of the state after h - pipeline_depth, see INTERFACES.md);
 - the receipts a source stored equal the re-executed ones, and for a store, the state it
   holds equals the re-executed state after its last block, key for key;
-- the plan's settlement conservation holds (total debited + carry = paid out + fees);
+- the plan's settlement conservation holds (total debited + carry = booked + fees, and booked
+  = credited + awaiting payment);
 - given several sources, they hold the same block at every height they share.
 
 The audit stops at the first height where anything fails and names it with the checks that
@@ -616,13 +617,20 @@ class Auditor:
         self.report.count("state_keys", compared)
 
     def _verify_totals(self, height: int, app: Any, source: ChainSource) -> None:
-        """Conservation after every block: debited from members + carry = paid out + fees."""
+        """Conservation after every block: debited from members + carry = booked + fees, and
+        booked = credited + awaiting payment."""
         totals, _ = app.query("plan/totals")
         debited, carry = totals["shares_charged_fen"], totals["carry_fen"]
         paid, fees = totals["payouts_fen"], totals["fees_fen"]
         if debited + carry != paid + fees:
             self._fail(height, "conservation", f"debited {debited} + carry {carry} != paid out "
                        f"{paid} + fees {fees} fen after this block", source)
+            return
+        credited = totals["paid_net_fen"] + totals["arrears_recovered_fen"]
+        unpaid = totals["payouts_unpaid_fen"]
+        if paid != credited + unpaid:
+            self._fail(height, "conservation", f"booked {paid} != credited {credited} + "
+                       f"awaiting payment {unpaid} fen after this block", source)
             return
         self.report.count("conservation")
 

@@ -38,6 +38,7 @@ from client.cli_common import (
     print_rows,
     stdout_console,
 )
+from client import identity
 from client.keys_cli import keys_group
 from client.txs import TxOutcome, TxSender, result_value
 from ledger.hashing import sha256
@@ -56,7 +57,7 @@ VOTES = ("pay", "reject")
 ROLES = ("registrar", "treasurer", "reviewer", "hospital")
 FEN_PER_YUAN = 100
 SALT_FILE_SUFFIX = ".jury.json"
-SALT_FILE_MODE = 0o600
+IDENTITY_INDEX_PREFIX = b"i/"  # contracts.layout.identity_key: commitment -> active member
 MAX_BATCH_ROWS_SHOWN = 8
 
 wait_option = click.option("--no-wait", "no_wait", is_flag=True,
@@ -236,54 +237,112 @@ def member_group() -> None:
     """Enroll members, record payments, exits, juror qualification; show a member."""
 
 
-def _identity(national_id: str | None, identity_hex: str | None,
-              salt_hex: str | None) -> tuple[bytes, bytes | None]:
-    if identity_hex:
-        return parse_hex(identity_hex, 32, "identity commitment"), None
-    if not national_id:
-        fail("give --national-id (the commitment is computed here) or --identity HEX")
-    salt = parse_hex(salt_hex, SALT_BYTES, "salt") if salt_hex else secrets.token_bytes(SALT_BYTES)
-    return sha256(salt + national_id.encode()), salt
+registrar_secret_option = click.option(
+    "--registrar-secret", "secret_path", type=click.Path(dir_okay=False),
+    help=f"The registrar's identity secret file (default: the --key file's name + "
+         f"{identity.SECRET_FILE_SUFFIX}; made on first use).")
+
+
+def _registrar_secrets(secret_path: str | None, key: str | None,
+                       create: bool) -> tuple[identity.RegistrarSecrets, Path]:
+    path = Path(secret_path) if secret_path else identity.secret_file_for(_key_path(key))
+    try:
+        if create:
+            return identity.RegistrarSecrets.load_or_create(path), path
+        if not path.exists():
+            fail(f"{path} does not exist; it is made by the first enrollment")
+        return identity.RegistrarSecrets.load(path), path
+    except identity.IdentityError as exc:
+        fail(str(exc))
+        raise AssertionError from None  # unreachable
+
+
+def _identity_body(registrar: identity.RegistrarSecrets, tx_sender: TxSender,
+                   national_id: str) -> dict:
+    """The enroll body's identity fields, after checking the person holds no active
+    membership under a retired secret (the chain only sees commitments under one key)."""
+    try:
+        committed = registrar.commitment(national_id)
+        retired = registrar.retired_commitments(national_id)
+    except identity.IdentityError as exc:
+        fail(str(exc))
+        raise AssertionError from None  # unreachable
+    for key_id, old_commitment in retired:
+        try:
+            tx_sender.client.state(f"state/{(IDENTITY_INDEX_PREFIX + old_commitment).hex()}")
+        except ClientError as exc:
+            if exc.code == "not_found":
+                continue
+            raise
+        fail(f"this person already has an active membership (committed under retired "
+             f"identity secret {key_id}); not sent")
+    return {"identity": committed, "identity_key_id": registrar.current}
 
 
 @member_group.command("enroll")
 @click.option("--member", "member_key", metavar="KEYFILE|PUBKEY",
               help="The new member's key file or public key (hex).")
-@click.option("--national-id", help="The person's national id; only its salted hash goes on chain.")
-@click.option("--salt", "salt_hex", metavar="HEX", help="32-byte salt (default: random, printed).")
+@click.option("--national-id", help="The person's national id; only its keyed hash (HMAC "
+                                    "under the registrar's secret) goes on chain.")
 @click.option("--identity", "identity_hex", metavar="HEX",
-              help="A ready identity commitment SHA-256(salt || national id).")
+              help="A ready identity commitment (HMAC-SHA256 under the registrar's secret).")
 @click.option("--birth", "birth", metavar="DATE", help="Birth date, YYYY-MM-DD.")
 @click.option("--batch", "batch", type=click.Path(exists=True, dir_okay=False),
               help="CSV with columns member,national_id,birth: enroll every row.")
+@registrar_secret_option
 @tx_options
-def member_enroll(member_key: str | None, national_id: str | None, salt_hex: str | None,
-                  identity_hex: str | None, birth: str | None, batch: str | None,
+def member_enroll(member_key: str | None, national_id: str | None, identity_hex: str | None,
+                  birth: str | None, batch: str | None, secret_path: str | None,
                   node: str | None, key: str | None, no_wait: bool, as_json: bool) -> None:
-    """Enroll a member (signed by the registrar). The registrar keeps the salt off chain."""
+    """Enroll a member (signed by the registrar). The same person always gets the same
+    commitment, so the chain refuses a second active membership."""
     tx_sender = sender(node, key)
     if batch:
-        bodies, labels, salts = [], [], []
+        registrar, _ = _registrar_secrets(secret_path, key, create=True)
+        bodies, labels = [], []
         for row in _read_csv(batch, ("member", "national_id", "birth")):
-            identity, salt = _identity(row["national_id"], None, None)
             public_key = parse_public_key(row["member"])
-            bodies.append({"public_key": public_key, "identity": identity,
-                           "birth_ms": parse_time_ms(row["birth"])})
+            bodies.append({"public_key": public_key, "birth_ms": parse_time_ms(row["birth"]),
+                           **_identity_body(registrar, tx_sender, row["national_id"])})
             labels.append(member_id_of(public_key).hex())
-            salts.append(salt)
         outcomes = tx_sender.send_many("member.enroll", bodies, wait=not no_wait)
         finish_many(outcomes, as_json, f"enrolled {len(outcomes)} members", labels, "member_id")
         return
     if not member_key or not birth:
         fail("give --member and --birth (or --batch FILE)")
     public_key = parse_public_key(member_key)
-    identity, salt = _identity(national_id, identity_hex, salt_hex)
-    body = {"public_key": public_key, "identity": identity, "birth_ms": parse_time_ms(birth)}
+    body: dict[str, Any] = {"public_key": public_key, "birth_ms": parse_time_ms(birth)}
+    if identity_hex:
+        body["identity"] = parse_hex(identity_hex, 32, "identity commitment")
+    elif national_id:
+        registrar, _ = _registrar_secrets(secret_path, key, create=True)
+        body.update(_identity_body(registrar, tx_sender, national_id))
+    else:
+        fail("give --national-id (the commitment is computed here) or --identity HEX")
     outcome = tx_sender.send("member.enroll", body, wait=not no_wait)
-    extra = {"member_id": member_id_of(public_key).hex(), "identity": identity.hex()}
-    if salt is not None:
-        extra["salt"] = salt.hex()
+    extra = {"member_id": member_id_of(public_key).hex(), "identity": body["identity"].hex(),
+             "identity_key_id": body.get("identity_key_id")}
     finish(outcome, as_json, "member enrolled", extra)
+
+
+@member_group.command("rotate-identity-secret", cls=HuzhuCommand)
+@registrar_secret_option
+@key_option
+@json_option
+@handle_errors
+def member_rotate_identity_secret(secret_path: str | None, key: str | None,
+                                  as_json: bool) -> None:
+    """Start a new registrar identity secret; the old ones are kept (retired) so that a person
+    enrolled under them is still found before a new enrollment is signed."""
+    registrar, path = _registrar_secrets(secret_path, key, create=False)
+    try:
+        key_id = registrar.rotate()
+    except identity.IdentityError as exc:
+        fail(str(exc))
+    registrar.save(path)
+    retired = sorted(k for k in registrar.by_key_id if k != key_id)
+    output({"identity_key_id": key_id, "retired": retired, "file": str(path)}, as_json,
+           "registrar identity secret rotated")
 
 
 def _read_csv(path: str, columns: Sequence[str]) -> list[dict]:
@@ -585,6 +644,13 @@ def claim_show(claim_id: int, node: str | None, as_json: bool) -> None:
         print_rows("evidence", ("anchor", "height", "time", "documents", "root"),
                    [(a["number"], a["height"], format_time_ms(a["time_ms"]),
                      ", ".join(a["kinds"]), a["root"]) for a in evidence])
+    reused = value.get("reused_documents") or []
+    if reused:
+        # The warning a reviewer and objectors must not miss: one document, two claims.
+        print_rows(f"documents also anchored for other claims "
+                   f"({value.get('reused_documents_total', len(reused))})",
+                   ("notice", "claim", "digest"),
+                   [(item["notice"], item["claim_id"], item["digest"]) for item in reused])
     history = value.get("history") or []
     if history:
         print_rows("history", ("time", "event"),
@@ -616,11 +682,7 @@ def _load_salts(path: Path) -> dict:
 
 def _save_salts(path: Path, salts: dict) -> None:
     # Written before the commitment is sent: losing the salt would make the vote unrevealable.
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.touch(mode=SALT_FILE_MODE)
-    temporary.chmod(SALT_FILE_MODE)
-    temporary.write_text(json.dumps(salts, indent=2, sort_keys=True) + "\n")
-    temporary.replace(path)
+    identity.write_private_json(path, salts)
 
 
 def vote_commitment(vote: str, salt: bytes) -> bytes:
@@ -926,7 +988,8 @@ def status_command(node: str | None, as_json: bool) -> None:
             "next settlement period": totals.get("next_period"),
             "next boundary": format_time_ms(totals.get("next_boundary_ms")),
             "deposits": format_fen(totals.get("deposits_fen")),
-            "paid out": format_fen(totals.get("payouts_fen")),
+            "booked for claims": format_fen(totals.get("payouts_fen")),
+            "awaiting payment": format_fen(totals.get("payouts_unpaid_fen")),
             "fees": format_fen(totals.get("fees_fen")),
             "carry": format_fen(totals.get("carry_fen")),
             "conservation holds": totals.get("conservation_holds")})

@@ -11,6 +11,12 @@ One block, in this order:
    commit, or rollback when it rejects: a failed transaction of a known signer leaves only
    its nonce increment and its receipt.
 
+A block whose time is past a period boundary whose settlement the budget did not reach
+refuses its transactions (``settlement_pending``): who shares a period is decided by the
+members active at the boundary (DOMAIN.md), so nothing timed after the boundary may enrol,
+exit or finalize anything before the settlement runs. Work per block stays bounded; the
+refused senders sign again for a later block.
+
 ``commit()`` folds the block's writes into the state tree and returns the root;
 ``take_writes()`` hands the node every write (the tree's nodes included) for its commit batch.
 
@@ -135,7 +141,8 @@ class PlanApp:
                                                                 clock.time_ms)
         block = BlockEnv(self.chain_id, header.height, time_ms, header.block_hash)
         work = self._run_transitions(block)
-        receipts = [self._execute_tx(block, tx) for tx in txs]
+        settlement_pending = self._plan.totals().next_boundary_ms <= time_ms
+        receipts = [self._execute_tx(block, tx, settlement_pending) for tx in txs]
         if work or txs:
             self._plan.put_clock(Clock(time_ms, header.height))
         return receipts
@@ -191,7 +198,8 @@ class PlanApp:
         self._verified[tx_id] = None
         return True
 
-    def _execute_tx(self, block: BlockEnv, tx: Transaction) -> Receipt:
+    def _execute_tx(self, block: BlockEnv, tx: Transaction,
+                    settlement_pending: bool) -> Receipt:
         tx_id = tx.tx_id
         if tx.chain_id != self.chain_id:
             return _failed(tx_id, "wrong_chain", "transaction for another chain")
@@ -212,6 +220,9 @@ class PlanApp:
             return _failed(tx_id, exc.code, exc.message)
         # The nonce is spent whatever the outcome, so a rejected transaction cannot replay.
         self._plan.set_nonce(tx.sender, next_nonce + 1)
+        if settlement_pending:
+            return _failed(tx_id, "settlement_pending",
+                           "a period boundary before this block is not settled yet; send again")
         self._state.begin()
         try:
             result = KINDS[tx.kind].handler(self._plan, TxEnv(block, tx_id, tx.sender), body)

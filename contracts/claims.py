@@ -67,6 +67,16 @@ def rule_violation(params: Params, member: Member, condition: str, diagnosis_ms:
     return None
 
 
+def already_rejected(member: Member, condition: str, diagnosis_ms: int) -> bool:
+    """Was a claim for this condition finally rejected? An illness is diagnosed once, so any
+    diagnosis date matches; accidents are told apart by their date."""
+    for rejected_condition, rejected_diagnosis_ms in member.rejected_conditions:
+        if rejected_condition == condition and (condition != ACCIDENT_CODE
+                                                or rejected_diagnosis_ms == diagnosis_ms):
+            return True
+    return False
+
+
 def _claim(plan: PlanState, claim_id: int) -> Claim:
     claim = plan.claim(claim_id)
     if claim is None:
@@ -75,7 +85,8 @@ def _claim(plan: PlanState, claim_id: int) -> Claim:
 
 
 def _close(plan: PlanState, claim: Claim, time_ms: int, outcome: str) -> None:
-    """Final without payment; the member may claim again (if still a member)."""
+    """Final without payment; the member may claim again (if still a member), but not for a
+    condition this claim's rejection settled."""
     claim.status = CLAIM_CLOSED
     claim.outcome = outcome
     claim.final_ms = time_ms
@@ -84,7 +95,9 @@ def _close(plan: PlanState, claim: Claim, time_ms: int, outcome: str) -> None:
     assert member is not None
     if member.open_claim == claim.claim_id:
         member.open_claim = None
-        plan.put_member(member)
+    if not already_rejected(member, claim.condition, claim.diagnosis_ms):
+        member.rejected_conditions.append([claim.condition, claim.diagnosis_ms])
+    plan.put_member(member)
 
 
 def _finalize(plan: PlanState, totals: Totals, claim: Claim, time_ms: int, how: str) -> None:
@@ -112,6 +125,9 @@ def submit(plan: PlanState, env: TxEnv, body: dict) -> dict:
     now = env.time_ms
     if body["diagnosis_ms"] > now:
         raise reject("bad_diagnosis_date", "the diagnosis date is in the future")
+    if already_rejected(member, body["condition"], body["diagnosis_ms"]):
+        raise reject("condition_rejected", "a claim for this condition was rejected; the "
+                                           "appeal window is the way to contest it")
     params = plan.params()
     violation = rule_violation(params, member, body["condition"], body["diagnosis_ms"])
     if violation is not None and violation != "waiting_period":
@@ -179,8 +195,45 @@ def anchor_evidence(plan: PlanState, env: TxEnv, body: dict) -> dict:
     )
     claim.anchors.append(env.tx_id)
     plan.put_anchor(anchor)
+    reused = _index_documents(plan, claim, digests, env.block.height)
     plan.put_claim(claim)
-    return {"anchor": anchor.number, "root": anchor.root.hex()}
+    return {"anchor": anchor.number, "root": anchor.root.hex(), "reused": reused}
+
+
+def _index_documents(plan: PlanState, claim: Claim, digests: list[bytes],
+                     height: int) -> list[dict]:
+    """File each digest in the document index; a digest already backing another claim is
+    noted on both claims (one file, two claims is the fraud the index is there to show).
+
+    One index read per digest, and at most one write per other claim involved, so the cost is
+    bounded by ``max_documents_per_anchor``. The caller stores ``claim``.
+    """
+    reused: list[dict] = []
+    others: dict[int, Claim] = {}  # looked up by id only; written in sorted id order
+    for digest in digests:
+        first = plan.document_first_anchored(digest)
+        if first is None:
+            plan.set_document_anchored(digest, claim.claim_id, height)
+            continue
+        first_claim_id, first_height = first
+        if first_claim_id == claim.claim_id:
+            continue
+        entry = {"digest": digest, "claim_id": first_claim_id, "height": first_height,
+                 "notice": f"document already anchored for claim #{first_claim_id} "
+                           f"at height {first_height}"}
+        claim.record_reuse(entry)
+        reused.append(entry)
+        other = others.get(first_claim_id)
+        if other is None:
+            other = plan.claim(first_claim_id)
+            assert other is not None
+            others[first_claim_id] = other
+        other.record_reuse({"digest": digest, "claim_id": claim.claim_id, "height": height,
+                            "notice": f"document also anchored for claim #{claim.claim_id} "
+                                      f"at height {height}"})
+    for other_id in sorted(others):
+        plan.put_claim(others[other_id])
+    return [{**entry, "digest": entry["digest"].hex()} for entry in reused]
 
 
 def review(plan: PlanState, env: TxEnv, body: dict) -> dict:

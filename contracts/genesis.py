@@ -22,7 +22,8 @@ from ledger.keys import PUBLIC_KEY_BYTES
 
 from contracts.conditions import ACCIDENT_CODE, COVERED_ILLNESSES
 
-# --- time units (integers only: a year is 365.2425 days) ---------------------------------
+# --- time units (integers only: a year of duration is 365.2425 days; ages count calendar
+# birthdays, see contracts.members.age_years) -------------------------------------------------
 SECOND_MS = 1_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000

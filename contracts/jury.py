@@ -5,6 +5,10 @@ draw never looks at all members: it hashes ``seed || counter`` into a slot, skip
 ineligible or already drawn, and stops after ``jury_size`` seats or a bounded number of
 attempts. The seed is SHA-256 of the hash of the block that opened the dispute, the claim id
 and the round, so every node draws the same jury and nobody can choose it.
+
+Only active members vote: a juror whose membership ends after the draw (exit, arrears, age)
+loses the seat's vote; a sealed vote they cannot reveal is recorded as not revealed. A juror
+is drawn as a member with a stake in the pool; once out, they no longer carry its cost.
 """
 
 from __future__ import annotations
@@ -134,7 +138,7 @@ def _open_jury(plan: PlanState, claim_id: int) -> Jury:
 
 def commit_vote(plan: PlanState, env: TxEnv, body: dict) -> dict:
     """jury.commit (a drawn juror): a sealed vote, during the commit window."""
-    member = sender_member(plan, env, must_be_active=False)
+    member = sender_member(plan, env)
     jury = _open_jury(plan, body["claim_id"])
     if env.time_ms >= jury.commit_end_ms:
         raise reject("commit_closed", "the commit window has ended")
@@ -152,7 +156,7 @@ def commit_vote(plan: PlanState, env: TxEnv, body: dict) -> dict:
 
 def reveal_vote(plan: PlanState, env: TxEnv, body: dict) -> dict:
     """jury.reveal (a juror who committed): open the vote during the reveal window."""
-    member = sender_member(plan, env, must_be_active=False)
+    member = sender_member(plan, env)
     jury = _open_jury(plan, body["claim_id"])
     if not jury.commit_end_ms <= env.time_ms < jury.reveal_end_ms:
         raise reject("not_reveal_phase", "outside the reveal window")

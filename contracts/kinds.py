@@ -28,6 +28,7 @@ from contracts.schema import (
     DIGEST,
     ID,
     MAX_CODE_CHARS,
+    MAX_KEY_ID_CHARS,
     MAX_NAME_CHARS,
     MAX_REFERENCE_CHARS,
     MAX_TIME_MS,
@@ -123,7 +124,9 @@ BIRTH_MS = integer(-MAX_TIME_MS, MAX_TIME_MS)  # birth dates may be before 1970
 
 KINDS: dict[str, Kind] = {
     "member.enroll": Kind(
-        plain_body({"public_key": PUBLIC_KEY, "identity": DIGEST, "birth_ms": BIRTH_MS}),
+        # identity: HMAC-SHA256 under the registrar's secret named by identity_key_id
+        plain_body({"public_key": PUBLIC_KEY, "identity": DIGEST, "birth_ms": BIRTH_MS},
+                   optional={"identity_key_id": text(MAX_KEY_ID_CHARS)}),
         "registrar", _role("registrar"), members.enroll),
     "member.deposit": Kind(
         plain_body({"member_id": MEMBER_ID, "amount_fen": AMOUNT,

@@ -72,6 +72,11 @@ def anchor_key(claim_id: int, number: int) -> bytes:
     return b"e/" + be64(claim_id) + number.to_bytes(4, "big")
 
 
+def document_key(digest: bytes) -> bytes:
+    """Index of anchored document digests: digest -> the first claim and height it backed."""
+    return b"h/" + digest
+
+
 def jury_key(claim_id: int) -> bytes:
     return b"y/" + be64(claim_id)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ledger.hashing import sha256
 
 from contracts.env import TxEnv
-from contracts.genesis import YEAR_MS, Params
+from contracts.genesis import DAY_MS, Params
 from contracts.layout import Due, payment_key
 from contracts.reasons import reject
 from contracts.records import (
@@ -26,9 +26,56 @@ from contracts.records import (
 )
 
 
+def _civil_from_days(days: int) -> tuple[int, int, int]:
+    """(year, month, day) of the proleptic Gregorian date ``days`` after 1970-01-01.
+
+    Integer-only (H. Hinnant's algorithm): a contract must not depend on a date library or a
+    float, and ages must agree on every node to the millisecond.
+    """
+    days += 719_468
+    era = days // 146_097
+    day_of_era = days - era * 146_097
+    year_of_era = (day_of_era - day_of_era // 1_460 + day_of_era // 36_524
+                   - day_of_era // 146_096) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    month_index = (5 * day_of_year + 2) // 153
+    day = day_of_year - (153 * month_index + 2) // 5 + 1
+    month = month_index + 3 if month_index < 10 else month_index - 9
+    return year_of_era + era * 400 + (month <= 2), month, day
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to the proleptic Gregorian date; the inverse of the above."""
+    year -= month <= 2
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146_097 + day_of_era - 719_468
+
+
+def _is_leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
 def age_years(birth_ms: int, at_ms: int) -> int:
-    """Completed years of age at ``at_ms`` (floor; a year is 365.2425 days)."""
-    return (at_ms - birth_ms) // YEAR_MS
+    """Completed years of age at ``at_ms``, by calendar birthday (UTC dates).
+
+    A birthday is the date, not the hour: someone born on 15 March turns 60 at 00:00 on
+    15 March 60 years later. Born on 29 February, in a common year on 1 March.
+    """
+    birth_year, birth_month, birth_day = _civil_from_days(birth_ms // DAY_MS)
+    year, month, day = _civil_from_days(at_ms // DAY_MS)
+    return year - birth_year - ((month, day) < (birth_month, birth_day))
+
+
+def birthday_ms(birth_ms: int, years: int) -> int:
+    """The first millisecond at which ``age_years`` reaches ``years``."""
+    birth_year, month, day = _civil_from_days(birth_ms // DAY_MS)
+    year = birth_year + years
+    if (month, day) == (2, 29) and not _is_leap(year):
+        month, day = 3, 1
+    return _days_from_civil(year, month, day) * DAY_MS
 
 
 def require_role(plan: PlanState, role: str, sender: bytes) -> None:
@@ -143,9 +190,10 @@ def enroll(plan: PlanState, env: TxEnv, body: dict) -> dict:
         identity=identity,
         birth_ms=birth_ms,
         enrolled_ms=now,
-        age_out_ms=birth_ms + params.leave_age_years * YEAR_MS,
+        age_out_ms=birthday_ms(birth_ms, params.leave_age_years),
         tier_cap_fen=params.tier_cap_fen(age),
         join_index_fen=totals.cum_index_fen,
+        identity_key_id=body.get("identity_key_id"),
     )
     plan.index_arrears(member)
     plan.enqueue(member.age_out_ms, Due.AGE_OUT, member_id)

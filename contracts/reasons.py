@@ -12,12 +12,12 @@ from ledger.errors import InvalidTransaction
 REASON_CODES: tuple[str, ...] = (
     # the transaction itself
     "wrong_chain", "bad_signature", "bad_nonce", "nonce_too_low", "nonce_too_high",
-    "unknown_kind", "bad_body", "unauthorized",
+    "unknown_kind", "bad_body", "unauthorized", "settlement_pending",
     # enrollment, payments, jurors
     "already_member", "identity_enrolled", "too_young", "too_old", "unknown_member",
     "not_member", "member_not_active", "duplicate_payment", "already_juror",
     # claims and evidence
-    "unknown_claim", "claim_open", "too_many_claims", "bad_diagnosis_date",
+    "unknown_claim", "claim_open", "too_many_claims", "condition_rejected", "bad_diagnosis_date",
     "not_active_at_diagnosis", "waiting_period", "over_age", "not_covered", "over_tier",
     "over_requested", "bad_claim_state", "claim_closed", "too_many_anchors", "own_claim",
     "not_in_notice", "already_objected", "too_many_objections", "not_appealable",

@@ -45,6 +45,7 @@ PROPOSAL_EXPIRED = "expired"
 PROPOSAL_FAILED = "failed"
 
 MAX_HISTORY_EVENTS = 64
+MAX_REUSED_RECORDED = 64  # reused documents listed on one claim; more are only counted
 
 
 def member_id_of(public_key: bytes) -> bytes:
@@ -83,7 +84,10 @@ class Totals:
     deposits_fen: int = 0  # credited by the treasurer
     shares_charged_fen: int = 0  # sum over periods of share x members: debited from members
     fees_fen: int = 0
-    payouts_fen: int = 0  # claims settled (paid out by the plan)
+    payouts_fen: int = 0  # claims booked by settlements
+    # Booked by a settlement, not yet credited: a payment runs as its own transition and the
+    # block budget may put it a block (or more) after the settlement.
+    payouts_unpaid_fen: int = 0
     carry_fen: int = 0
     pending_payouts_fen: int = 0  # final claims waiting for the next settlement
     pending_claims: int = 0
@@ -119,6 +123,10 @@ class Member:
     juror_since_ms: int | None = None
     open_claim: int | None = None
     claims: list[int] = field(default_factory=list)
+    identity_key_id: str | None = None  # which registrar secret made ``identity``
+    # Conditions whose claim was finally rejected, as [condition, diagnosis_ms]: a new claim
+    # for one of them would be an appeal past its deadline (bounded by the claims limit).
+    rejected_conditions: list[list] = field(default_factory=list)
 
     @property
     def active(self) -> bool:
@@ -161,6 +169,15 @@ class Claim:
     paid_net_fen: int = 0
     arrears_deducted_fen: int = 0
     history: list[dict] = field(default_factory=list)
+    # Documents also anchored for another claim, for the reviewer and objectors to see:
+    # {digest, claim_id, height, notice}, at most MAX_REUSED_RECORDED (then only counted).
+    reused_documents: list[dict] = field(default_factory=list)
+    reused_documents_total: int = 0
+
+    def record_reuse(self, entry: dict) -> None:
+        self.reused_documents_total += 1
+        if len(self.reused_documents) < MAX_REUSED_RECORDED:
+            self.reused_documents.append(entry)
 
     def record(self, time_ms: int, event: str) -> None:
         # Bounded: a claim has a fixed number of lifecycle steps, far below the limit.
@@ -363,6 +380,16 @@ class PlanState:
 
     def put_anchor(self, anchor: Anchor) -> None:
         self.state.set(layout.anchor_key(anchor.claim_id, anchor.number), encode_record(anchor))
+
+    def document_first_anchored(self, digest: bytes) -> tuple[int, int] | None:
+        """(claim id, height) where ``digest`` was first anchored, or None."""
+        raw = self.state.get(layout.document_key(digest))
+        if raw is None:
+            return None
+        return int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big")
+
+    def set_document_anchored(self, digest: bytes, claim_id: int, height: int) -> None:
+        self.state.set(layout.document_key(digest), layout.be64(claim_id) + layout.be64(height))
 
     def jury(self, claim_id: int) -> Jury | None:
         raw = self.state.get(layout.jury_key(claim_id))

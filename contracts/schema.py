@@ -25,6 +25,7 @@ MAX_ID = 2**63 - 1
 MAX_REFERENCE_CHARS = 64
 MAX_CODE_CHARS = 16
 MAX_NAME_CHARS = 64
+MAX_KEY_ID_CHARS = 16
 MAX_DOCUMENTS = 1_024  # hard ceiling; params.max_documents_per_anchor is the live limit
 
 DOCUMENT_KINDS = ("diagnosis", "pathology", "imaging", "lab", "invoice", "discharge",
@@ -100,16 +101,22 @@ def documents(value: Any, field: str) -> list:
     return value
 
 
-def _fields(body: Any, spec: dict[str, Check], where: str = "body") -> dict:
+def _fields(body: Any, spec: dict[str, Check], where: str = "body",
+            optional: dict[str, Check] | None = None) -> dict:
+    """Exactly the fields of ``spec``, plus any of ``optional`` (added later, so that bodies
+    signed before they existed stay valid)."""
     if not isinstance(body, dict):
         raise _bad(where, "must be a map")
-    if set(body) != set(spec):
-        missing = sorted(set(spec) - set(body))
-        extra = sorted(set(body) - set(spec))
+    optional = optional or {}
+    present = set(body) - set(optional)
+    if present != set(spec):
+        missing = sorted(set(spec) - present)
+        extra = sorted(present - set(spec))
         raise _bad(where, f"fields must be exactly {sorted(spec)} (missing {missing}, "
                           f"unexpected {extra})")
-    for name, check in spec.items():
-        check(body[name], f"{where}.{name}" if where != "body" else name)
+    for name, check in (*spec.items(), *optional.items()):
+        if name in body:
+            check(body[name], f"{where}.{name}" if where != "body" else name)
     return body
 
 
@@ -126,5 +133,6 @@ def one_of(discriminator: str, shapes: dict[str, dict[str, Check]]) -> Callable[
     return check
 
 
-def plain_body(spec: dict[str, Check]) -> Callable[[Any], dict]:
-    return lambda body: _fields(body, spec)
+def plain_body(spec: dict[str, Check],
+               optional: dict[str, Check] | None = None) -> Callable[[Any], dict]:
+    return lambda body: _fields(body, spec, optional=optional)

@@ -9,7 +9,9 @@ Members whose deposits no longer cover the index sit at the front of the arrears
 (ordered by the index value where their deposits run out); each block takes a bounded number
 of them off its front, starts their grace period, and removes them when it ends unpaid.
 
-Conservation, at every height: shares_charged + carry = payouts + fees (all in Totals).
+Conservation, at every height (all in Totals): shares_charged + carry = payouts + fees, and
+every booked payout is either credited or still waiting for its payment transition:
+payouts = paid_net + arrears_recovered + payouts_unpaid.
 """
 
 from __future__ import annotations
@@ -51,9 +53,13 @@ def settlement_math(payouts_fen: int, carry_in_fen: int, members: int, fee_bps: 
 
 
 def conservation_holds(totals_plain: dict) -> bool:
-    """Total debited from members + carry = total paid out + fees."""
+    """Total debited from members + carry = total booked + fees, and booked = credited
+    (net to claimants plus their arrears deducted) + booked but not yet credited."""
+    booked = totals_plain["payouts_fen"]
     return (totals_plain["shares_charged_fen"] + totals_plain["carry_fen"]
-            == totals_plain["payouts_fen"] + totals_plain["fees_fen"])
+            == booked + totals_plain["fees_fen"]
+            and booked == (totals_plain["paid_net_fen"] + totals_plain["arrears_recovered_fen"]
+                           + totals_plain["payouts_unpaid_fen"]))
 
 
 # --- time-driven transitions -----------------------------------------------------------------
@@ -71,6 +77,7 @@ def settle(plan: PlanState, block: BlockEnv, due_ms: int, ident: bytes) -> int:
     totals.shares_charged_fen += math.share_fen * totals.active_members
     totals.fees_fen += math.fee_fen
     totals.payouts_fen += totals.pending_payouts_fen
+    totals.payouts_unpaid_fen += totals.pending_payouts_fen
     totals.carry_fen = math.carry_fen
     plan.put_settlement(Settlement(
         period=period,
@@ -116,6 +123,8 @@ def pay(plan: PlanState, block: BlockEnv, due_ms: int, ident: bytes) -> int:
     claim.record(due_ms, "paid")
     totals.arrears_recovered_fen += deducted
     totals.paid_net_fen += claim.paid_net_fen
+    totals.payouts_unpaid_fen -= claim.approved_fen
+    assert totals.payouts_unpaid_fen >= 0
     plan.put_member(member)
     plan.put_claim(claim)
     plan.put_totals(totals)

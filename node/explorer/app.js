@@ -934,6 +934,15 @@
             formatTime(item.time_ms)))), {id: 'claim-objections'})
       : h('p', {class: 'muted', id: 'claim-objections'}, 'No objections.'));
 
+    // One document backing two claims is what the reviewer and objectors must see first.
+    const reused = claim.reused_documents || [];
+    const reusedCard = reused.length ? card(
+      `Documents also anchored for other claims (${claim.reused_documents_total})`,
+      table(['Notice', 'Claim', 'Document digest'], reused.map((item) => h('tr', {},
+        h('td', {}, item.notice), h('td', {}, claimLink(item.claim_id)),
+        h('td', {}, fullHash(item.digest)))),
+      {id: 'claim-reused'})) : null;
+
     let juryCard = null;
     if (jury) {
       const seats = jury.seats || [];
@@ -970,7 +979,7 @@
       h('h1', {}, `Claim #${claim.claim_id} `, statusBadge(claim.status)),
       h('div', {class: 'columns'},
         h('div', {}, card('Claim', fieldsTable(claim, CLAIM_FIELDS)), reviewCard, history),
-        h('div', {}, evidence, objections, juryCard)));
+        h('div', {}, reusedCard, evidence, objections, juryCard)));
   }
 
   const SETTLEMENT_FIELDS = ['period', 'boundary_ms', 'claims', 'payouts_fen', 'fee_fen',

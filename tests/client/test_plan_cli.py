@@ -129,3 +129,120 @@ def test_review_needs_exactly_one_decision(monkeypatch):
     result = CliRunner().invoke(main, ["claim", "review", "3", "--key", "x.json"])
     assert result.exit_code == 1
     assert "exactly one of --approve" in result.output
+
+
+# --- enrollment against an in-process chain ---------------------------------------------------
+
+class ChainSender:
+    """Stands in for TxSender: each send is one block of a contracts test chain."""
+
+    def __init__(self, chain, key: KeyPair) -> None:
+        from client.api import ClientError
+        from client.txs import TxOutcome
+
+        self.chain, self.key, self._outcome, self._error = chain, key, TxOutcome, ClientError
+        self.client = self
+
+    def state(self, path: str) -> dict:  # the Client method the CLI reads with
+        from ledger.application import QueryError
+
+        try:
+            return {"value": self.chain.app.query(path)[0]}
+        except QueryError as exc:
+            raise self._error(str(exc), "not_found") from None
+
+    def send_many(self, kind: str, bodies, wait: bool = True) -> list:
+        txs = [self.chain.tx(self.key, kind, body) for body in bodies]
+        receipts = self.chain.block(txs)
+        return [self._outcome(tx.tx_id, kind, tx.nonce, "committed", self.chain.height,
+                              receipt.code, receipt.result) for tx, receipt in zip(txs, receipts)]
+
+    def send(self, kind: str, body: dict, wait: bool = True):
+        return self.send_many(kind, [body], wait)[0]
+
+
+@pytest.fixture
+def enroll_cli(monkeypatch, tmp_path):
+    from client import plan_cli
+    from tests.contracts.contract_helpers import REGISTRAR, Chain
+
+    chain = Chain()
+    key_path = REGISTRAR.save(tmp_path / "registrar.json")
+    monkeypatch.setattr(plan_cli, "sender", lambda node, key: ChainSender(chain, KeyPair.load(key)))
+
+    def run(*args: str):
+        return CliRunner().invoke(main, ["member", "enroll", *args, "--key", str(key_path),
+                                         "--node", "http://127.0.0.1:9", "--json"])
+    return chain, key_path, run
+
+
+def test_one_person_enrolled_twice_is_refused_even_with_new_keys(enroll_cli, tmp_path):
+    chain, key_path, run = enroll_cli
+    people = [KeyPair.from_seed(bytes([n]) * 32) for n in range(4)]
+    first = run("--member", people[0].public_key.hex(), "--national-id", "11010119900101123x",
+                "--birth", "1990-01-01")
+    assert first.exit_code == 0, first.output
+    identity = json.loads(first.output)["identity"]
+    # The registrar's secret was made next to its key, private, and names its key id.
+    secret_path = tmp_path / "registrar.json.identity.json"
+    assert secret_path.stat().st_mode & 0o777 == 0o600
+    assert chain.member(people[0])["identity_key_id"] == json.loads(first.output)["identity_key_id"]
+    # Not a plain hash of the id: an outsider cannot test guesses against the chain.
+    from ledger.hashing import sha256
+    assert identity != sha256(b"11010119900101123X").hex()
+
+    # The same person again (the id typed in lower or upper case), with a new member key.
+    again = run("--member", people[1].public_key.hex(), "--national-id", "11010119900101123X",
+                "--birth", "1990-01-01")
+    assert again.exit_code == 1 and "identity_enrolled" in again.output
+    batch = tmp_path / "enroll.csv"
+    batch.write_text("member,national_id,birth\n"
+                     f"{people[2].public_key.hex()},11010119900101123x,1990-01-01\n"
+                     f"{people[3].public_key.hex()},110101198501015678,1985-01-01\n")
+    batched = run("--batch", str(batch))
+    assert batched.exit_code == 1  # a batch with a failed receipt is an error
+    outcomes = json.JSONDecoder().raw_decode(batched.output)[0]["transactions"]
+    assert [o["code"] for o in outcomes] == ["identity_enrolled", "ok"]
+
+
+def test_after_rotating_the_registrar_secret_the_old_commitments_still_count(enroll_cli):
+    chain, key_path, run = enroll_cli
+    people = [KeyPair.from_seed(bytes([n]) * 32) for n in range(3)]
+    assert run("--member", people[0].public_key.hex(), "--national-id", "110101199001011234",
+               "--birth", "1990-01-01").exit_code == 0
+    rotated = CliRunner().invoke(main, ["member", "rotate-identity-secret", "--key",
+                                        str(key_path), "--json"])
+    assert rotated.exit_code == 0, rotated.output
+    new_key_id = json.loads(rotated.output)["identity_key_id"]
+    assert new_key_id != chain.member(people[0])["identity_key_id"]
+    # Under the new secret the same person has another commitment; the CLI checks the retired
+    # secrets' commitments against the chain before it signs.
+    again = run("--member", people[1].public_key.hex(), "--national-id", "110101199001011234",
+                "--birth", "1990-01-01")
+    assert again.exit_code == 1 and "already has an active membership" in again.output
+    fresh = run("--member", people[2].public_key.hex(), "--national-id", "110101198501015678",
+                "--birth", "1985-01-01")
+    assert fresh.exit_code == 0 and json.loads(fresh.output)["identity_key_id"] == new_key_id
+
+
+def test_claim_show_warns_of_a_document_anchored_for_another_claim(monkeypatch):
+    from client import plan_cli
+    from tests.contracts.contract_helpers import GENESIS_MS, Chain, key
+
+    chain = Chain()
+    alice, bob = key("alice"), key("bob")
+    chain.enroll_many([alice, bob])
+    chain.advance_to(GENESIS_MS + 92 * 86_400_000)
+    invoice = {"digest": bytes(range(32)), "kind": "invoice"}
+    for claim_id, pair in ((1, alice), (2, bob)):
+        assert chain.run(pair, "claim.submit", {
+            "condition": "CI001", "diagnosis_ms": chain.time_ms - 86_400_000,
+            "amount_fen": 1_000_000, "evidence_root": bytes(32)}).ok
+        assert chain.run(pair, "evidence.anchor", {"claim_id": claim_id,
+                                                   "documents": [invoice]}).ok
+    first_height = chain.q("claim/1")["evidence"][0]["height"]
+    monkeypatch.setattr(plan_cli, "make_client", lambda node: ChainSender(chain, alice))
+    shown = CliRunner().invoke(main, ["claim", "show", "2", "--node", "http://127.0.0.1:9"])
+    assert shown.exit_code == 0, shown.output
+    assert "documents also anchored for other claims (1)" in shown.output
+    assert f"document already anchored for claim #1 at height {first_height}" in shown.output

@@ -230,3 +230,64 @@ def test_draw_is_the_same_on_every_replica_and_depends_on_the_block() -> None:
     dispute.chain.block([])
     dispute.chain.run(dispute.claimant, "claim.appeal", {"claim_id": claim_id})
     assert dispute.jury(claim_id)["seed"] != juries[0]["seed"]
+
+
+def test_a_rejected_condition_cannot_be_claimed_again_after_the_appeal_window() -> None:
+    dispute = Dispute()
+    chain = dispute.chain
+    claim_id = dispute.claim()
+    dispute.review(claim_id, approve=False)
+    resubmit = {"condition": "CI002", "diagnosis_ms": chain.time_ms - 2 * DAY_MS,
+                "amount_fen": 2_000_000, "evidence_root": sha256(b"docs again")}
+    # Inside the appeal window the rejected claim is still open.
+    assert chain.run(dispute.claimant, "claim.submit", resubmit).code == "claim_open"
+    chain.advance_to(chain.q(f"claim/{claim_id}")["appeal_end_ms"])
+    # After the window the rejection is final: a fresh claim for the same illness, even with
+    # another diagnosis date, would be an appeal without the deadline.
+    receipt = chain.run(dispute.claimant, "claim.submit", resubmit)
+    assert receipt.code == "condition_rejected", receipt
+    # Another condition is another claim.
+    assert chain.run(dispute.claimant, "claim.submit",
+                     dict(resubmit, condition="CI003")).ok
+
+
+def test_a_condition_rejected_by_a_jury_cannot_be_claimed_again() -> None:
+    dispute = Dispute()
+    chain = dispute.chain
+    claim_id = dispute.claim()
+    dispute.review(claim_id, approve=False)
+    assert chain.run(dispute.claimant, "claim.appeal", {"claim_id": claim_id}).ok
+    dispute.vote(claim_id, ["reject"] * 5)
+    assert chain.q(f"claim/{claim_id}")["outcome"] == "rejected_by_jury"
+    accident = {"condition": "ACCIDENT", "diagnosis_ms": chain.time_ms - DAY_MS,
+                "amount_fen": 1_000, "evidence_root": sha256(b"fall")}
+    assert chain.run(dispute.claimant, "claim.submit", dict(accident, condition="CI002",
+                                                            amount_fen=2_000_000)).code == (
+        "condition_rejected")
+    # Accidents are told apart by their date: a rejected accident blocks the same accident
+    # (same date) only.
+    accident_id = chain.run(dispute.claimant, "claim.submit", accident).result["claim_id"]
+    dispute.review(accident_id, approve=False)
+    chain.advance_to(chain.q(f"claim/{accident_id}")["appeal_end_ms"])
+    assert chain.run(dispute.claimant, "claim.submit", accident).code == "condition_rejected"
+    assert chain.run(dispute.claimant, "claim.submit",
+                     dict(accident, diagnosis_ms=chain.time_ms)).ok
+
+
+def test_a_juror_whose_membership_ends_after_the_draw_cannot_vote() -> None:
+    dispute = Dispute()
+    chain = dispute.chain
+    claim_id = dispute.objected_claim()
+    drawn = dispute.drawn(claim_id)
+    salt = sha256(b"salt")
+    commit = {"claim_id": claim_id, "commitment": vote_commitment("pay", salt)}
+    assert chain.run(drawn[0], "jury.commit", commit).ok
+    assert chain.run(drawn[0], "member.exit", {}).ok
+    assert chain.run(drawn[1], "member.exit", {}).ok
+    assert chain.run(drawn[1], "jury.commit", commit).code == "member_not_active"
+    chain.advance_to(dispute.jury(claim_id)["commit_end_ms"])
+    assert chain.run(drawn[0], "jury.reveal", {"claim_id": claim_id, "vote": "pay",
+                                               "salt": salt}).code == "member_not_active"
+    chain.advance_to(dispute.jury(claim_id)["reveal_end_ms"])
+    # The sealed vote of the juror who left is recorded as not revealed.
+    assert dispute.jury(claim_id)["rounds"][0]["non_revealers"] == [mid(drawn[0]).hex()]

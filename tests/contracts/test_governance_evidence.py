@@ -194,3 +194,36 @@ def test_query_paths_and_errors() -> None:
     value, proof = chain.app.query(f"state/{raw_key}", prove=True)
     assert verify_proof(chain.root, bytes.fromhex(raw_key), bytes.fromhex(value["value"]),
                         proof["entries"][0]["proof"])
+
+
+def test_a_document_anchored_for_two_claims_is_flagged_on_both() -> None:
+    chain = Chain()
+    alice, bob = key("alice"), key("bob")
+    chain.enroll_many([alice, bob])
+    chain.advance_to(GENESIS_MS + 92 * DAY_MS)
+    for pair in (alice, bob):
+        assert chain.run(pair, "claim.submit", {
+            "condition": "CI001", "diagnosis_ms": chain.time_ms - DAY_MS,
+            "amount_fen": 1_000_000, "evidence_root": sha256(b"r")}).ok
+    invoice, report = sha256(b"invoice 2024-001"), sha256(b"pathology report")
+    first = chain.run(alice, "evidence.anchor", {"claim_id": 1, "documents": [
+        {"digest": invoice, "kind": "invoice"}, {"digest": report, "kind": "pathology"}]})
+    assert first.ok and first.result["reused"] == []
+    first_height = chain.height
+    # The hospital anchors the same report for the same claim again: not a reuse.
+    assert chain.run(HOSPITAL, "evidence.anchor", {"claim_id": 1, "documents": [
+        {"digest": report, "kind": "pathology"}]}).result["reused"] == []
+    # Bob backs his claim with Alice's invoice.
+    second = chain.run(bob, "evidence.anchor", {"claim_id": 2, "documents": [
+        {"digest": sha256(b"bob's id"), "kind": "id"}, {"digest": invoice, "kind": "invoice"}]})
+    assert second.ok
+    notice = f"document already anchored for claim #1 at height {first_height}"
+    assert second.result["reused"] == [{"digest": invoice.hex(), "claim_id": 1,
+                                        "height": first_height, "notice": notice}]
+    bobs = chain.q("claim/2")
+    assert bobs["reused_documents"] == second.result["reused"]
+    # The first claim's notice names the second claim too, for its reviewer and objectors.
+    alices = chain.q("claim/1")
+    assert alices["reused_documents"] == [{
+        "digest": invoice.hex(), "claim_id": 2, "height": chain.height,
+        "notice": f"document also anchored for claim #2 at height {chain.height}"}]

@@ -20,8 +20,11 @@ from contract_helpers import (
     plan_genesis,
 )
 
+from client.identity import commitment as registrar_commitment
+from client.identity import key_id_of as identity_key_id
 from contracts import PlanApp
 from contracts.genesis import DAY_MS, YEAR_MS
+from contracts.members import birthday_ms
 from ledger.hashing import sha256
 
 PERIOD_MS = YEAR_MS // 24
@@ -69,7 +72,10 @@ def test_enrollment_ages_and_tiers() -> None:
 def test_one_active_membership_per_identity() -> None:
     chain = Chain()
     alice, alice_again = key("alice"), key("alice-new-phone")
-    identity = sha256(b"salt" + b"110101199001011234")
+    # The registrar's keyed commitment (client.identity): the same for the same person.
+    secret = sha256(b"registrar secret")
+    identity = registrar_commitment(secret, "110101199001011234")
+    assert identity == registrar_commitment(secret, " 110101199001011234 ")
     assert chain.enroll(alice, identity=identity).ok
     assert chain.enroll(alice_again, identity=identity).code == "identity_enrolled"
     assert chain.enroll(alice).code == "already_member"
@@ -79,6 +85,24 @@ def test_one_active_membership_per_identity() -> None:
     assert chain.enroll(alice, identity=sha256(b"other")).code == "already_member"
 
 
+def test_enrollment_records_which_registrar_secret_made_the_commitment() -> None:
+    chain = Chain()
+    secret = sha256(b"registrar secret")
+    person, twin = key("person"), key("person-again")
+    body = {"public_key": person.public_key,
+            "identity": registrar_commitment(secret, "11010119900101123X"),
+            "identity_key_id": identity_key_id(secret),
+            "birth_ms": birth_for_age(chain.time_ms, 30)}
+    assert chain.run(REGISTRAR, "member.enroll", body).ok
+    assert chain.member(person)["identity_key_id"] == identity_key_id(secret)
+    twice = chain.run(REGISTRAR, "member.enroll", dict(body, public_key=twin.public_key,
+                                                       identity=registrar_commitment(
+                                                           secret, "11010119900101123x")))
+    assert twice.code == "identity_enrolled"
+    assert chain.run(REGISTRAR, "member.enroll", dict(
+        body, public_key=twin.public_key, identity_key_id="")).code == "bad_body"
+
+
 def test_members_leave_at_sixty() -> None:
     chain = Chain()
     old = key("old")
@@ -86,7 +110,7 @@ def test_members_leave_at_sixty() -> None:
     assert chain.run(REGISTRAR, "member.enroll", {"public_key": old.public_key,
                                                   "identity": sha256(b"o"),
                                                   "birth_ms": birth}).ok
-    sixty = birth + 60 * YEAR_MS
+    sixty = birthday_ms(birth, 60)  # midnight (UTC) of the 60th calendar birthday
     chain.advance_to(sixty - 1)
     assert chain.member(old)["status"] == "active"
     chain.advance_to(sixty)

@@ -18,7 +18,7 @@ from contract_helpers import (
     plan_genesis,
 )
 
-from contracts.genesis import DAY_MS
+from contracts.genesis import DAY_MS, YEAR_MS
 from contracts.jury import vote_commitment
 from contracts.reasons import REASON_CODES
 from contracts.kinds import KINDS
@@ -26,6 +26,7 @@ from ledger.hashing import sha256
 from ledger.types import Transaction
 
 DIGEST = sha256(b"d")
+PERIOD_MS = YEAR_MS // 24
 
 
 class Probe:
@@ -201,14 +202,25 @@ def test_every_reason_code_is_reachable() -> None:
 
     # --- a member who keeps claiming ----------------------------------------------------------
     accident = dict(claim, condition="ACCIDENT", amount_fen=100)
-    for _ in range(32):
-        receipt = chain.run(repeat, "claim.submit", dict(accident, diagnosis_ms=chain.time_ms))
+    for attempt in range(32):
+        diagnosis_ms = chain.time_ms
+        receipt = chain.run(repeat, "claim.submit", dict(accident, diagnosis_ms=diagnosis_ms))
         assert receipt.ok, receipt
         assert chain.run(REVIEWER, "claim.review", {"claim_id": receipt.result["claim_id"],
                                                     "decision": "reject", "reason": "other"}).ok
         chain.advance_to(chain.time_ms + 7 * DAY_MS)
+        if attempt == 0:
+            probe.expect("condition_rejected", repeat, "claim.submit",
+                         dict(accident, diagnosis_ms=diagnosis_ms))
     probe.expect("too_many_claims", repeat, "claim.submit",
                  dict(accident, diagnosis_ms=chain.time_ms))
+
+    # --- a block past many boundaries, more than its budget settles --------------------------
+    stalled = Chain(plan_genesis({"max_transitions_per_block": 6}))
+    late = stalled.block([stalled.tx(REGISTRAR, "member.enroll", dict(
+        enroll, birth_ms=birth_for_age(GENESIS_MS, 30)))], at_ms=GENESIS_MS + 12 * PERIOD_MS)
+    assert late[0].code == "settlement_pending", late
+    probe.reached.setdefault("settlement_pending", "a block past an undecided boundary")
 
     assert set(probe.reached) == set(REASON_CODES), sorted(set(REASON_CODES) - set(probe.reached))
     assert chain.totals()["conservation_holds"]
