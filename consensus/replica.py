@@ -1495,7 +1495,8 @@ class Replica:
 
     def _on_new_view(self, sender: int, message: NewView) -> None:
         view = message.new_view
-        if view < self.view or (view == self.view and not self.view_changing):
+        if view < self.view or (view == self.view and not self.view_changing
+                                and view in self._new_views):
             self._drop("stale")
             return
         if view > self.view + self.params.max_view_lookahead:
@@ -1547,6 +1548,8 @@ class Replica:
                 self._drop("bad_signature")
                 return
         self._count("new_views_accepted")
+        # Kept like the primary's own: a restarted backup re-accepts its O set from it.
+        self._wal_put(wal.new_view_key(view), encode_message(message), view=view)
         self._enter_new_view(message, plan, count)
 
     def _enter_new_view(self, message: NewView, plan: NewViewPlan, count: int) -> None:
@@ -1796,9 +1799,10 @@ class Replica:
                 assert isinstance(message, NewView)
                 self._wal_views.setdefault(view, []).append(key)
                 self._new_views[view] = message
-                for entry in message.preprepares:
-                    self._own_votes[(wal.PHASE_PREPREPARE, view, entry.height)] = (
-                        entry.block_hash, value)
+                if message.replica == self.id:
+                    for entry in message.preprepares:
+                        self._own_votes[(wal.PHASE_PREPREPARE, view, entry.height)] = (
+                            entry.block_hash, value)
             else:
                 raise AssertionError(f"unknown WAL record {key!r}")
         own = self._view_changes.get(self.id)
@@ -1828,7 +1832,7 @@ class Replica:
             elif isinstance(message, Commit):
                 slot.commits[self.id] = (view, block_hash, message.signature)
         nv = self._new_views.get(self.view)
-        if nv is not None and not self.view_changing and nv.replica == self.id:
+        if nv is not None and not self.view_changing:
             blocks = {block.block_hash: block for block in nv.blocks}
             for entry in nv.preprepares:
                 if entry.height > self.committed_height and self._in_window(entry.height):

@@ -360,3 +360,34 @@ def test_a_primary_that_equivocates_while_the_chain_commits_is_replaced():
     assert all(cluster.replica(index).view >= 1 for index in (1, 2, 3))
     assert cluster.replica(3).stats["primary_equivocations"] >= 1
     cluster.assert_consistent()
+
+
+def test_a_backup_restarted_after_accepting_a_new_view_still_votes_in_it():
+    """Bug: a backup kept no record of the NEW-VIEW it accepted; restarted, it was in the
+    view but had accepted none of its re-issued pre-prepares, and dropped the primary's
+    NEW-VIEW as stale, so the view (which needed its vote) committed nothing until the next
+    view change."""
+    # Retransmission at a quarter of the view-change timeout, as in the default parameters.
+    cluster = Cluster(params=replace(TEST_PARAMS, retransmit_ticks=5))
+    cluster.start()
+    cluster.drop = lambda source, target, message: isinstance(message, Commit)
+    cluster.propose(make_txs(0, 1))
+    cluster.deliver_all()
+    assert cluster.heights() == [0, 0, 0, 0]
+    cluster.crash(0)
+    # In view 1 only the VIEW-CHANGEs and the NEW-VIEW get through before the crash.
+    cluster.drop = lambda source, target, message: isinstance(message, (Commit, Prepare))
+    # Replica 3 accepts view 1's NEW-VIEW, then crashes before any commit of that view.
+    _until(lambda: cluster.replica(3).view == 1 and not cluster.replica(3).view_changing,
+           lambda: cluster.tick(waiting_txs=1))
+    cluster.crash(3)
+    cluster.drop = None
+    cluster.restart(3)
+    deadline = cluster.params.view_change_timeout_ticks  # well before view 1 would time out
+    for _ in range(deadline):
+        if min(cluster.heights()[1:]) >= 1:
+            break
+        cluster.tick(waiting_txs=1)
+    assert cluster.heights()[1:] == [1, 1, 1]
+    assert all(cluster.nodes[index].chain[0][1].view == 1 for index in (1, 2, 3))
+    cluster.assert_consistent()
