@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Union
 
 from ledger import codec, keys
-from ledger.errors import DecodeError, HuzhuError
+from ledger.errors import DecodeError, RemoteError
 from ledger.hashing import HASH_BYTES
 from ledger.types import (
     COMMIT_DOMAIN,
@@ -110,14 +110,14 @@ def _signature_pairs(value: Any, what: str) -> tuple[tuple[int, bytes], ...]:
 def _block(value: Any) -> Block:
     try:
         return Block.from_plain(value)
-    except HuzhuError as exc:
+    except RemoteError as exc:
         raise DecodeError("bad_block", exc.message) from None
 
 
 def _certificate(value: Any) -> CommitCertificate:
     try:
         return CommitCertificate.from_plain(value)
-    except HuzhuError as exc:
+    except RemoteError as exc:
         raise DecodeError("bad_certificate", exc.message) from None
 
 
@@ -476,7 +476,7 @@ class TxForward:
         for item in _list(plain["txs"], MAX_BLOCK_TXS, "txs"):
             try:
                 txs.append(Transaction.from_plain(item))
-            except HuzhuError as exc:
+            except RemoteError as exc:
                 raise DecodeError("bad_transaction", exc.message) from None
         return cls(_replica(plain["replica"]), tuple(txs))
 

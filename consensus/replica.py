@@ -106,7 +106,7 @@ from consensus.params import ConsensusParams
 from consensus.signer import Signer
 from consensus.viewchange import NewViewPlan, chained_prefix, plan_new_view, view_change_anchor
 from ledger import codec
-from ledger.errors import DecodeError, HuzhuError
+from ledger.errors import DecodeError, RemoteError
 from ledger.hashing import sha256
 from ledger.quorum import max_faulty, quorum_size, weak_quorum_size
 from ledger.types import (
@@ -476,7 +476,8 @@ class Replica:
         self._count("received." + message.TYPE)
         try:
             self._message_handlers[type(message)](sender, message)
-        except HuzhuError as exc:  # a peer's bad input found deep inside a check
+        except RemoteError as exc:  # a peer's bad input found deep inside a check
+            # (a LocalError, such as an encode bug of our own, propagates: it is not theirs)
             self._drop(exc.code)
 
     def _admit_view(self, view: int, sender: int, message: Message,
@@ -1602,7 +1603,7 @@ class Replica:
         for _, sender, message in ready:
             try:
                 self._message_handlers[type(message)](sender, message)
-            except HuzhuError as exc:
+            except RemoteError as exc:
                 self._drop(exc.code)
 
     # --- catch-up ---------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """Typed errors with reason codes.
 
-Expected failures (a peer's or a client's bad input) are raised as one of these, each carrying
-a short machine-readable ``code`` (``InvalidTransaction("nonce_gap")``). A broken local
-invariant is an ``AssertionError`` and stops the node instead.
+Expected failures are raised as one of these, each carrying a short machine-readable
+``code`` (``InvalidTransaction("nonce_gap")``). As in h11, each says whose fault it is:
+``RemoteError`` for a peer's or a client's bad input (the node drops it and counts it),
+``LocalError`` for this process's own mistake (a value it built has no encoding): code that
+handles remote input catches ``RemoteError`` only, so a local bug is never counted as a
+peer's fault and stops the node. A broken local invariant is an ``AssertionError``.
 """
 
 from __future__ import annotations
@@ -19,35 +22,43 @@ class HuzhuError(Exception):
         super().__init__(f"{self.code}: {self.message}" if message else self.code)
 
 
-class DecodeError(HuzhuError):
+class RemoteError(HuzhuError):
+    """The other side's fault: bytes, signatures, blocks or transactions that are wrong."""
+
+
+class LocalError(HuzhuError):
+    """This process's own fault: the caller built something invalid."""
+
+
+class DecodeError(RemoteError):
     """Bytes that are not the one canonical encoding of a plain value (remote fault)."""
 
     default_code = "decode_error"
 
 
-class EncodeError(HuzhuError):
+class EncodeError(LocalError):
     """A value that has no canonical encoding (local fault: floats, non-str keys, ...)."""
 
     default_code = "encode_error"
 
 
-class InvalidSignature(HuzhuError):
+class InvalidSignature(RemoteError):
     default_code = "bad_signature"
 
 
-class InvalidTransaction(HuzhuError):
+class InvalidTransaction(RemoteError):
     default_code = "invalid_transaction"
 
 
-class InvalidBlock(HuzhuError):
+class InvalidBlock(RemoteError):
     default_code = "invalid_block"
 
 
-class InvalidCertificate(HuzhuError):
+class InvalidCertificate(RemoteError):
     default_code = "invalid_certificate"
 
 
-class InvalidMerkleProof(HuzhuError):
+class InvalidMerkleProof(RemoteError):
     default_code = "invalid_proof"
 
 

@@ -391,3 +391,26 @@ def test_a_backup_restarted_after_accepting_a_new_view_still_votes_in_it():
     assert cluster.heights()[1:] == [1, 1, 1]
     assert all(cluster.nodes[index].chain[0][1].view == 1 for index in (1, 2, 3))
     cluster.assert_consistent()
+
+
+def test_a_local_encoding_bug_stops_the_replica_instead_of_blaming_the_peer(monkeypatch):
+    """Bug: an EncodeError of the replica's own making while it handled a peer's message was
+    counted as that peer's ``dropped.encode_error``; it is a local fault and must stop it."""
+    import pytest
+
+    import consensus.replica
+    from ledger.errors import EncodeError
+
+    cluster = Cluster()
+    cluster.start()
+    cluster.tick()
+    ready = cluster.replica(0).step(Propose(make_txs(0, 1)))
+    preprepare = next(data for _, data in ready.send)
+
+    def broken(message):
+        raise EncodeError("float", "floats have no canonical encoding")
+
+    monkeypatch.setattr(consensus.replica, "encode_message", broken)
+    with pytest.raises(EncodeError):
+        cluster.replica(1).step(Receive(0, preprepare))  # encoding its own PREPARE fails
+    assert "dropped.float" not in cluster.replica(1).stats
