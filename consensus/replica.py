@@ -580,10 +580,7 @@ class Replica:
     def _idle_block_due(self, height: int) -> bool:
         """True when an empty block should keep block time moving on an idle chain: nothing
         is in flight and the committed tip is at least ``empty_block_interval_ms`` old."""
-        interval_ms = self.params.empty_block_interval_ms
-        if interval_ms == 0 or height != self.committed_height + 1 or self.now_ms is None:
-            return False
-        return self.now_ms - self.tip_timestamp_ms >= interval_ms
+        return height == self.committed_height + 1 and self._idle_block_overdue()
 
     def _propose(self, height: int, txs: list[Transaction], ids: list[bytes],
                  size_bytes: int) -> None:

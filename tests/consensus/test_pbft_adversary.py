@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from pbft_harness import TEST_PARAMS, TICK_MS, Cluster, make_txs
 from test_pbft_validation import deliver, dropped, signer
+from test_pbft_viewchange import run_until
 
 from consensus.events import Propose, Receive, Tick
 from consensus.messages import (
@@ -28,14 +29,6 @@ from consensus.messages import (
     preprepare_payload,
 )
 from ledger.types import commit_vote_payload
-
-
-def _run_until(cluster: Cluster, condition, max_ticks: int = 400, waiting_txs: int = 1) -> None:
-    for _ in range(max_ticks):
-        if condition():
-            return
-        cluster.tick(waiting_txs=waiting_txs)
-    raise AssertionError("condition never held")
 
 
 def _wal_new_view(cluster: Cluster, index: int, view: int) -> NewView:
@@ -65,7 +58,7 @@ def test_a_view_change_copied_into_a_new_view_with_other_content_is_refused():
     cluster.crash(0)
     # Replica 3 sees every VIEW-CHANGE (and verifies replica 2's) but not the NEW-VIEW.
     cluster.drop = lambda source, target, message: isinstance(message, NewView) and target == 3
-    _run_until(cluster, lambda: cluster.replica(1).view == 1
+    run_until(cluster, lambda: cluster.replica(1).view == 1
                and not cluster.replica(1).view_changing)
     cluster.drop = None
     honest = _wal_new_view(cluster, 1, 1)
