@@ -104,10 +104,10 @@ from consensus.messages import (
 )
 from consensus.params import ConsensusParams
 from consensus.signer import Signer
-from consensus.viewchange import NewViewPlan, chained_prefix, plan_new_view, view_change_anchor
+from consensus.validation import Checks, header_matches
+from consensus.viewchange import NewViewPlan, chained_prefix, plan_new_view
 from ledger import codec
 from ledger.errors import DecodeError, RemoteError
-from ledger.hashing import sha256
 from ledger.quorum import max_faulty, quorum_size, weak_quorum_size
 from ledger.types import (
     COMMIT_DOMAIN,
@@ -120,7 +120,6 @@ from ledger.types import (
 )
 
 MAX_BLOCKS_PER_SLOT = 8  # distinct blocks remembered at one height (one per view, normally)
-MAX_CERTIFICATE_CACHE = 1024  # verified certificates remembered to skip re-verification
 MAX_CACHED_BLOCKS = 256  # blocks whose transaction ids are remembered
 # Messages that are merely late or repeated: counted as "ignored.<reason>", not as dropped.
 _HARMLESS = frozenset({"stale", "duplicate", "old_view"})
@@ -194,6 +193,7 @@ class Replica:
         self.genesis_time_ms = genesis_time_ms
         self.app_hash0 = app_hash0
         self.results_hash0 = results_hash0
+        self.checks = Checks(chain_id, self.n, signer, params, genesis_hash, app_hash0)
 
         # time
         self.tick = 0
@@ -267,7 +267,6 @@ class Replica:
         self._gap_since_tick: int | None = None
         # caches
         self._verified_txs: dict[bytes, None] = {}
-        self._verified_certificates: dict[Any, None] = {}
         self._block_tx_ids: dict[bytes, tuple[tuple[bytes, ...], int]] = {}
         self.stats: dict[str, int] = {}
         # step outputs
@@ -397,11 +396,6 @@ class Replica:
     def _persist_view(self) -> None:
         self._persist.append((wal.VIEW_KEY, wal.encode_view(
             self.view, self.view_changing, self.consecutive_view_changes, self._view_floor)))
-
-    def _verify(self, replica: int, domain: str, payload: Any, signature: bytes) -> bool:
-        if not 0 <= replica < self.n:
-            return False
-        return self.signer.verify(replica, domain, payload, signature)
 
     def _slot(self, height: int) -> Slot:
         slot = self._slots.get(height)
@@ -625,7 +619,7 @@ class Replica:
             return
         if sender != origin:
             self._count("relayed_preprepares")
-        if not self._admit_view(view, origin, message, lambda: self._verify(
+        if not self._admit_view(view, origin, message, lambda: self.checks.signed(
                 origin, PREPREPARE_DOMAIN, message.signing_payload(), message.signature)):
             return
         if height <= self.committed_height:
@@ -637,7 +631,7 @@ class Replica:
         if not self._in_window(height):
             self._drop("out_of_window")
             return
-        if not self._header_matches(message):
+        if not header_matches(message, self.chain_id):
             self._drop("bad_header")
             return
         if message.block.header.tx_count > self.params.max_block_txs:
@@ -652,7 +646,7 @@ class Replica:
         if known is not None and known == block_hash:
             self._drop("duplicate")
             return
-        if not self._verify(origin, PREPREPARE_DOMAIN, message.signing_payload(block_hash),
+        if not self.checks.signed(origin, PREPREPARE_DOMAIN, message.signing_payload(block_hash),
                             message.signature):
             self._drop("bad_signature")
             return
@@ -665,12 +659,6 @@ class Replica:
             return
         self._try_accept(message, block_hash)
 
-    def _header_matches(self, message: PrePrepare) -> bool:
-        """The block's header names the pre-prepare's chain, height, view and primary."""
-        header = message.block.header
-        return (header.height == message.height and header.view == message.view
-                and header.proposer == message.replica and header.chain_id == self.chain_id)
-
     def _check_decided_equivocation(self, message: PrePrepare) -> None:
         """A pre-prepare of the active view for a committed height. The committed block's
         header names the view it was proposed in; if that is this view, its primary
@@ -678,11 +666,11 @@ class Replica:
         so a validly signed pre-prepare of a different block there is an equivocation."""
         decided = self._recent_commits.get(message.height)
         if (decided is None or decided[1] != message.view or self.view_changing
-                or message.view != self.view or not self._header_matches(message)):
+                or message.view != self.view or not header_matches(message, self.chain_id)):
             self._drop("stale")
             return
         block_hash = message.block.block_hash
-        if block_hash == decided[0] or not self._verify(
+        if block_hash == decided[0] or not self.checks.signed(
                 message.replica, PREPREPARE_DOMAIN, message.signing_payload(block_hash),
                 message.signature):
             self._drop("stale")
@@ -841,7 +829,7 @@ class Replica:
 
     def _on_prepare(self, sender: int, message: Prepare) -> None:
         view, height = message.view, message.height
-        if not self._admit_view(view, sender, message, lambda: self._verify(
+        if not self._admit_view(view, sender, message, lambda: self.checks.signed(
                 sender, PREPARE_DOMAIN, message.signing_payload(), message.signature)):
             return
         if sender == self.primary_of(view):
@@ -859,7 +847,7 @@ class Replica:
         slot = self._slot(height)
         if self._known_vote(slot.prepares.get(sender), view, message.block_hash):
             return
-        if not self._verify(sender, PREPARE_DOMAIN, message.signing_payload(), message.signature):
+        if not self.checks.signed(sender, PREPARE_DOMAIN, message.signing_payload(), message.signature):
             self._drop("bad_signature")
             return
         slot.prepares[sender] = (view, message.block_hash, message.signature)
@@ -943,7 +931,7 @@ class Replica:
         view, height = message.view, message.height
         # Commits of earlier views still count: 2f+1 of them certify a block in any view.
         if view > self.view or (view == self.view and self.view_changing):
-            self._admit_view(view, sender, message, lambda: self._verify(
+            self._admit_view(view, sender, message, lambda: self.checks.signed(
                 sender, COMMIT_DOMAIN, message.signing_payload(), message.signature))
             return
         if height <= self.committed_height:
@@ -955,7 +943,7 @@ class Replica:
         slot = self._slot(height)
         if self._known_vote(slot.commits.get(sender), view, message.block_hash):
             return
-        if not self._verify(sender, COMMIT_DOMAIN, message.signing_payload(), message.signature):
+        if not self.checks.signed(sender, COMMIT_DOMAIN, message.signing_payload(), message.signature):
             self._drop("bad_signature")
             return
         slot.commits[sender] = (view, message.block_hash, message.signature)
@@ -1115,7 +1103,7 @@ class Replica:
             if sender in signers:
                 self._drop("duplicate" if voted == checkpoint else "equivocation")
                 return
-        if not self._verify(sender, CHECKPOINT_DOMAIN, message.signing_payload(), message.signature):
+        if not self.checks.signed(sender, CHECKPOINT_DOMAIN, message.signing_payload(), message.signature):
             self._drop("bad_signature")
             return
         self._record_checkpoint(sender, height, checkpoint, message.signature)
@@ -1142,24 +1130,6 @@ class Replica:
                 del self._far_checkpoints[replica]
                 if height > self.stable.height:
                     self._record_checkpoint(replica, height, checkpoint, signature)
-
-    def _valid_checkpoint_proof(self, proof: CheckpointProof) -> bool:
-        if proof.height % self.params.checkpoint_interval:
-            return False
-        if proof.height == 0:
-            return (proof.block_hash == self.genesis_hash and proof.state_root == self.app_hash0
-                    and not proof.signatures)
-        if len(proof.signatures) < self.quorum:
-            return False
-        key = ("checkpoint", proof)
-        if key in self._verified_certificates:
-            return True
-        payload = checkpoint_payload(proof.height, proof.block_hash, proof.state_root)
-        if not all(self._verify(replica, CHECKPOINT_DOMAIN, payload, signature)
-                   for replica, signature in proof.signatures):
-            return False
-        self._remember_verified(key)
-        return True
 
     def _set_stable(self, proof: CheckpointProof) -> None:
         height = proof.height
@@ -1356,7 +1326,7 @@ class Replica:
         if known is not None and known.new_view >= view:
             self._drop("duplicate" if known.new_view == view else "stale")
             return
-        reason = self._check_view_change(message, with_blocks=True)
+        reason = self.checks.view_change(message, with_blocks=True)
         if reason is not None:
             self._drop(reason)
             return
@@ -1369,73 +1339,6 @@ class Replica:
             self._learn_commit_certificate(message.committed)
         self._maybe_join_view_change()
         self._maybe_send_new_view()
-
-    def _check_view_change(self, vc: ViewChange, with_blocks: bool) -> str | None:
-        """None when ``vc`` is valid, else the reason to drop it."""
-        if not 0 <= vc.replica < self.n or vc.new_view == 0:
-            return "bad_view_change"
-        # Keyed on the exact signed bytes: a copy that keeps the signature but changes any
-        # signed field (a forged checkpoint, a fake certificate) must miss the cache.
-        key = ("view_change", vc.replica, sha256(codec.encode(vc.signing_payload())),
-               vc.signature)
-        if key not in self._verified_certificates:
-            if not self._verify(vc.replica, VIEW_CHANGE_DOMAIN, vc.signing_payload(), vc.signature):
-                return "bad_signature"
-            if not self._valid_checkpoint_proof(vc.checkpoint):
-                return "bad_checkpoint_proof"
-            if vc.committed is not None and not self._valid_commit_certificate(vc.committed):
-                return "bad_certificate"
-            anchor_height = view_change_anchor(vc)
-            previous = anchor_height
-            for cert in vc.prepared:
-                if (cert.height <= previous or cert.view >= vc.new_view
-                        or cert.height > anchor_height + self.params.watermark_window):
-                    return "bad_prepared_certificate"
-                if not self._valid_prepared_certificate(cert):
-                    return "bad_prepared_certificate"
-                previous = cert.height
-            self._remember_verified(key)
-        if with_blocks:
-            for cert, block in zip(vc.prepared, vc.blocks):
-                if block.height != cert.height or block.block_hash != cert.block_hash:
-                    return "bad_view_change_block"
-                if block.header.chain_id != self.chain_id:
-                    return "bad_view_change_block"
-                block.validate_structure()
-        return None
-
-    def _valid_prepared_certificate(self, cert: PreparedCertificate) -> bool:
-        primary = self.primary_of(cert.view)
-        if len(cert.prepares) < self.quorum - 1:
-            return False
-        if any(replica == primary or replica >= self.n for replica, _ in cert.prepares):
-            return False
-        if not self._verify(primary, PREPREPARE_DOMAIN,
-                            preprepare_payload(cert.view, cert.height, cert.block_hash),
-                            cert.preprepare_signature):
-            return False
-        payload = prepare_payload(cert.view, cert.height, cert.block_hash)
-        return all(self._verify(replica, PREPARE_DOMAIN, payload, signature)
-                   for replica, signature in cert.prepares)
-
-    def _valid_commit_certificate(self, cert: CommitCertificate) -> bool:
-        if cert in self._verified_certificates:
-            return True
-        ids = [replica for replica, _ in cert.signatures]
-        if len(ids) < self.quorum or ids != sorted(set(ids)) or ids[-1] >= self.n:
-            return False
-        payload = commit_vote_payload(cert.view, cert.height, cert.block_hash)
-        if not all(self._verify(replica, COMMIT_DOMAIN, payload, signature)
-                   for replica, signature in cert.signatures):
-            return False
-        self._remember_verified(cert)
-        return True
-
-    def _remember_verified(self, key: Any) -> None:
-        cache = self._verified_certificates
-        cache[key] = None
-        if len(cache) > MAX_CERTIFICATE_CACHE:
-            del cache[next(iter(cache))]
 
     def _maybe_join_view_change(self) -> None:
         """Join when f+1 other replicas ask for views above ours (PBFT's liveness rule)."""
@@ -1503,7 +1406,7 @@ class Replica:
         if sender != self.primary_of(view):
             self._drop("not_primary")
             return
-        if not self._verify(sender, NEW_VIEW_DOMAIN, message.signing_payload(), message.signature):
+        if not self.checks.signed(sender, NEW_VIEW_DOMAIN, message.signing_payload(), message.signature):
             self._drop("bad_signature")
             return
         vcs = message.view_changes
@@ -1515,7 +1418,7 @@ class Replica:
             if vc.new_view != view:
                 self._drop("bad_new_view")
                 return
-            reason = self._check_view_change(vc, with_blocks=False)
+            reason = self.checks.view_change(vc, with_blocks=False)
             if reason is not None:
                 self._drop("bad_new_view")
                 return
@@ -1540,7 +1443,7 @@ class Replica:
             self._drop("bad_new_view")
             return
         for entry in message.preprepares:
-            if not self._verify(sender, PREPREPARE_DOMAIN,
+            if not self.checks.signed(sender, PREPREPARE_DOMAIN,
                                 preprepare_payload(view, entry.height, entry.block_hash),
                                 entry.signature):
                 self._drop("bad_signature")
@@ -1702,7 +1605,8 @@ class Replica:
         start = message.entries[0][0].height
         del self._sync_requests[start]
         _, count, _ = request
-        reason = self._check_block_response(message, start, count)
+        parent = self.tip_hash if start == self.committed_height + 1 else None
+        reason = self.checks.block_response(message.entries, start, count, parent)
         if reason is not None:
             self._drop(reason)
             if sender == self._sync_peer:
@@ -1719,26 +1623,6 @@ class Replica:
         self._retry_pending()
         self._advance_commit_votes()
         self._check_sync()
-
-    def _check_block_response(self, message: BlockResponse, start: int, count: int) -> str | None:
-        if len(message.entries) > count:
-            return "bad_block_response"
-        previous_hash: bytes | None = self.tip_hash if start == self.committed_height + 1 else None
-        for offset, (block, cert) in enumerate(message.entries):
-            if block.height != start + offset or cert.height != block.height:
-                return "bad_block_response"
-            if block.header.chain_id != self.chain_id:
-                return "bad_block_response"
-            block_hash = block.block_hash
-            if cert.block_hash != block_hash:
-                return "bad_certificate"
-            if previous_hash is not None and block.header.prev_hash != previous_hash:
-                return "bad_prev_hash"
-            block.validate_structure()
-            if not self._valid_commit_certificate(cert):
-                return "bad_certificate"
-            previous_hash = block_hash
-        return None
 
     # --- forwarded transactions ---------------------------------------------------------------
 
