@@ -67,6 +67,11 @@ class Checks:
             return False
         return self.signer.verify(replica, domain, payload, signature)
 
+    def _all_signed(self, domain: str, payload: Any,
+                    signatures: Sequence[tuple[int, bytes]]) -> bool:
+        return all(self.signed(replica, domain, payload, signature)
+                   for replica, signature in signatures)
+
     def _remember(self, key: Any) -> None:
         cache = self._verified
         cache[key] = None
@@ -84,8 +89,7 @@ class Checks:
                            cert.preprepare_signature):
             return False
         payload = prepare_payload(cert.view, cert.height, cert.block_hash)
-        return all(self.signed(replica, PREPARE_DOMAIN, payload, signature)
-                   for replica, signature in cert.prepares)
+        return self._all_signed(PREPARE_DOMAIN, payload, cert.prepares)
 
     def commit_certificate(self, cert: CommitCertificate) -> bool:
         # A frozen dataclass: equality (the cache key) covers every field and signature.
@@ -95,8 +99,7 @@ class Checks:
         if len(ids) < self.quorum or ids != sorted(set(ids)) or ids[-1] >= self.n:
             return False
         payload = commit_vote_payload(cert.view, cert.height, cert.block_hash)
-        if not all(self.signed(replica, COMMIT_DOMAIN, payload, signature)
-                   for replica, signature in cert.signatures):
+        if not self._all_signed(COMMIT_DOMAIN, payload, cert.signatures):
             return False
         self._remember(cert)
         return True
@@ -113,8 +116,7 @@ class Checks:
         if key in self._verified:
             return True
         payload = checkpoint_payload(proof.height, proof.block_hash, proof.state_root)
-        if not all(self.signed(replica, CHECKPOINT_DOMAIN, payload, signature)
-                   for replica, signature in proof.signatures):
+        if not self._all_signed(CHECKPOINT_DOMAIN, payload, proof.signatures):
             return False
         self._remember(key)
         return True
