@@ -102,6 +102,7 @@ from consensus.messages import (
     prepare_payload,
     preprepare_payload,
 )
+from consensus.checkpoints import Checkpoints
 from consensus.params import ConsensusParams
 from consensus.signer import Signer
 from consensus.validation import Checks, header_matches
@@ -230,14 +231,7 @@ class Replica:
         self._pending: dict[int, tuple[PrePrepare, bytes]] = {}  # pre-prepares waiting
         self._inflight: dict[bytes, int] = {}  # tx id -> height of an accepted, uncommitted block
         self._batch_since_tick: int | None = None
-        # checkpoints
-        self.stable = CheckpointProof(0, genesis_hash, app_hash0, ())
-        # height -> (block hash, state root) -> replica -> signature
-        self._checkpoint_votes: dict[int, dict[tuple[bytes, bytes], dict[int, bytes]]] = {}
-        self._own_checkpoints: dict[int, tuple[bytes, bytes]] = {}
-        # Votes above the high watermark: only each replica's highest (at most n entries),
-        # enough to learn that 2f+1 replicas are ahead.
-        self._far_checkpoints: dict[int, tuple[int, tuple[bytes, bytes], bytes]] = {}
+        self.checkpoints = Checkpoints(self.quorum, genesis_hash, app_hash0)
         # view change
         self._view_changes: dict[int, ViewChange] = {}  # sender -> its highest VIEW-CHANGE
         self._new_views: dict[int, NewView] = {}  # view -> NEW-VIEW accepted or sent
@@ -326,6 +320,11 @@ class Replica:
     @property
     def is_primary(self) -> bool:
         return self.primary == self.id
+
+    @property
+    def stable(self) -> CheckpointProof:
+        """The highest stable checkpoint (the low watermark)."""
+        return self.checkpoints.stable
 
     @property
     def low_watermark(self) -> int:
@@ -1075,7 +1074,7 @@ class Replica:
         if height == self.stable.height:
             assert checkpoint == (self.stable.block_hash, self.stable.state_root), (
                 f"state after {height} diverges from the stable checkpoint")
-        self._own_checkpoints[height] = checkpoint
+        self.checkpoints.own[height] = checkpoint
         if height <= self.stable.height:
             return
         signature = self.signer.sign(CHECKPOINT_DOMAIN,
@@ -1089,65 +1088,48 @@ class Replica:
         if height == 0 or height % self.params.checkpoint_interval:
             self._drop("bad_checkpoint_height")
             return
-        if height <= self.stable.height:
-            self._drop("stale")
-            return
         checkpoint = (message.block_hash, message.state_root)
-        far = self._far_checkpoints.get(sender)
-        if height > self.high_watermark and far is not None and far[0] >= height:
-            self._drop("stale" if far[0] > height else
-                       "duplicate" if far[1] == checkpoint else "equivocation")
+        refusal = self.checkpoints.vote_refusal(sender, height, checkpoint, self.high_watermark)
+        if refusal is not None:
+            self._drop(refusal)
             return
-        votes = self._checkpoint_votes.get(height, {})
-        for voted, signers in votes.items():
-            if sender in signers:
-                self._drop("duplicate" if voted == checkpoint else "equivocation")
-                return
-        if not self.checks.signed(sender, CHECKPOINT_DOMAIN, message.signing_payload(), message.signature):
+        if not self.checks.signed(sender, CHECKPOINT_DOMAIN, message.signing_payload(),
+                                  message.signature):
             self._drop("bad_signature")
             return
         self._record_checkpoint(sender, height, checkpoint, message.signature)
 
     def _record_checkpoint(self, replica: int, height: int, checkpoint: tuple[bytes, bytes],
                            signature: bytes) -> None:
-        if height > self.high_watermark:
-            self._far_checkpoints[replica] = (height, checkpoint, signature)
-            signers = {other: vote[2] for other, vote in self._far_checkpoints.items()
-                       if vote[:2] == (height, checkpoint)}
-        else:
-            signers = self._checkpoint_votes.setdefault(height, {}).setdefault(checkpoint, {})
-            signers[replica] = signature
-        if len(signers) >= self.quorum:
-            pairs = tuple(sorted(signers.items())[:self.quorum])
-            self._set_stable(CheckpointProof(height, checkpoint[0], checkpoint[1], pairs))
-
-    def _window_far_checkpoints(self) -> None:
-        """After the window moved: forget far votes at or below the low watermark and move
-        those now inside the window to the per-height votes (one place to count them)."""
-        for replica in sorted(self._far_checkpoints):
-            height, checkpoint, signature = self._far_checkpoints[replica]
-            if height <= self.high_watermark:
-                del self._far_checkpoints[replica]
-                if height > self.stable.height:
-                    self._record_checkpoint(replica, height, checkpoint, signature)
+        proof = self.checkpoints.record(replica, height, checkpoint, signature,
+                                        self.high_watermark)
+        if proof is not None:
+            self._set_stable(proof)
 
     def _set_stable(self, proof: CheckpointProof) -> None:
         height = proof.height
-        if height <= self.stable.height:
+        if not self.checkpoints.make_stable(proof):
             return
-        own = self._own_checkpoints.get(height)
-        assert own is None or own == (proof.block_hash, proof.state_root), (
-            f"state after {height} diverges from the stable checkpoint")
-        self.stable = proof
         self._count("stable_checkpoints")
         self._persist.append((wal.STABLE_KEY, codec.encode(proof.to_plain())))
-        # Garbage-collect everything at or below the new low watermark.
+        # Garbage collection at the new low watermark: one call per part that owns state.
+        self._forget_below(height)
+        if height > self.committed_height:
+            self._count("behind_stable_checkpoint")
+        # Last: far votes now inside the window may make a later checkpoint stable.
+        for replica, far_height, checkpoint, signature in self.checkpoints.take_far_in_window(
+                self.high_watermark):
+            if far_height > self.stable.height:
+                self._record_checkpoint(replica, far_height, checkpoint, signature)
+
+    def _forget_below(self, height: int) -> None:
+        """Forget the log, the WAL records and the own votes at or below a new stable
+        checkpoint ``height`` (the checkpoint parts forget their own in ``make_stable``).
+        Safe: 2f+1 replicas signed the state at ``height``, so no view change needs a
+        certificate at or below it (``view_change_anchor``) and a lagging replica fetches
+        those blocks with their commit certificates."""
         for old in [h for h in self._slots if h <= height]:
             del self._slots[old]
-        for old in [h for h in self._checkpoint_votes if h <= height]:
-            del self._checkpoint_votes[old]
-        for old in [h for h in self._own_checkpoints if h < height]:
-            del self._own_checkpoints[old]
         for old in [h for h in self._pending if h <= height]:
             del self._pending[old]
         for old in [h for h in self._commit_certs if h <= height]:
@@ -1162,9 +1144,6 @@ class Replica:
             del self._own_votes[key]
         for view in [v for v in self._new_views if v < self.view]:
             del self._new_views[view]
-        if height > self.committed_height:
-            self._count("behind_stable_checkpoint")
-        self._window_far_checkpoints()  # last: it may make a later checkpoint stable
 
     # --- view change --------------------------------------------------------------------------
 
@@ -1657,7 +1636,7 @@ class Replica:
                 (self.view, self.view_changing, self.consecutive_view_changes,
                  self._view_floor) = wal.decode_view(value)
             elif key == wal.STABLE_KEY:
-                self.stable = CheckpointProof.from_plain(codec.decode(value))
+                self.checkpoints.stable = CheckpointProof.from_plain(codec.decode(value))
             elif key.startswith(wal.VOTE_PREFIX):
                 height, view, phase = wal.parse_vote_key(key)
                 votes.append((height, view, phase, decode_message(value)))

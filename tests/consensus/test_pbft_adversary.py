@@ -266,8 +266,8 @@ def test_far_checkpoint_votes_from_one_replica_stay_bounded():
         payload = checkpoint_payload(height, block_hash, root)
         cluster.step(1, Receive(2, encode_message(Checkpoint(
             height, block_hash, root, 2, signer(cluster, 2).sign("checkpoint", payload)))))
-    assert len(target._checkpoint_votes) <= cluster.params.watermark_window // interval
-    assert len(target._far_checkpoints) == 1  # replica 2's highest vote only
+    assert len(target.checkpoints.votes) <= cluster.params.watermark_window // interval
+    assert len(target.checkpoints.far) == 1  # replica 2's highest vote only
     # 2f+1 replicas far ahead at one height still make it stable (the lagging replica learns).
     height = cluster.params.watermark_window + interval * 2000
     for sender in (0, 3):
@@ -275,7 +275,7 @@ def test_far_checkpoint_votes_from_one_replica_stay_bounded():
         cluster.step(1, Receive(sender, encode_message(Checkpoint(
             height, block_hash, root, sender, signer(cluster, sender).sign("checkpoint", payload)))))
     assert target.stable.height == height
-    assert not target._far_checkpoints
+    assert not target.checkpoints.far
 
 
 def test_one_replica_flooding_future_views_does_not_crowd_out_the_others():

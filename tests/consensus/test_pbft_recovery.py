@@ -65,7 +65,7 @@ def test_checkpoints_become_stable_and_garbage_collect():
         assert replica.high_watermark == stable + TEST_PARAMS.watermark_window
         # log entries and checkpoint votes at or below it are gone ...
         assert all(height > stable for height in replica._slots)
-        assert all(height > stable for height in replica._checkpoint_votes)
+        assert all(height > stable for height in replica.checkpoints.votes)
         # ... and so are their WAL records; the proof itself is persisted
         assert wal_heights(node) and all(height > stable for height in wal_heights(node))
         assert decode_stable(node.wal[wal.STABLE_KEY]) == stable
