@@ -77,13 +77,33 @@ class ServeBlocks:
     max_blocks: int
 
 
+MODE_NORMAL = "normal"  # the view is active: its primary proposes, backups prepare
+MODE_VIEW_CHANGE = "view_change"  # waiting for this view's NEW-VIEW
+
+
+@dataclass(frozen=True, slots=True)
+class SoftState:
+    """What the replica's role is now; not persisted (a restart recomputes it)."""
+
+    view: int
+    primary: int
+    mode: str  # MODE_NORMAL or MODE_VIEW_CHANGE
+
+
 @dataclass(frozen=True, slots=True)
 class Ready:
+    """What one step asks of the node: persist ``persist`` (synced) before sending ``send``;
+    execute ``commit`` in order; answer ``serve``; admit ``txs``. ``soft`` is set when the
+    view, primary or mode changed in this step (None: unchanged), ``proposed`` names the
+    heights this replica proposed in it, so the node need not poll the replica for either."""
+
     persist: tuple[tuple[bytes, bytes | None], ...] = ()
     send: tuple[tuple[int | None, bytes], ...] = ()
     commit: tuple[tuple[Block, CommitCertificate], ...] = ()
     serve: tuple[ServeBlocks, ...] = ()
     txs: tuple[tuple[int, Transaction], ...] = ()  # (forwarding peer, transaction)
+    soft: SoftState | None = None
+    proposed: tuple[int, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.persist or self.send or self.commit or self.serve or self.txs)

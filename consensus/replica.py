@@ -68,12 +68,15 @@ from typing import Any
 from consensus import wal
 from consensus.events import (
     BROADCAST,
+    MODE_NORMAL,
+    MODE_VIEW_CHANGE,
     CommittedTip,
     Executed,
     Propose,
     Ready,
     Receive,
     ServeBlocks,
+    SoftState,
     Tick,
     TxsVerified,
 )
@@ -269,6 +272,8 @@ class Replica:
         self._commit: list[tuple[Block, CommitCertificate]] = []
         self._serve: list[ServeBlocks] = []
         self._txs: list[tuple[int, Transaction]] = []
+        self._proposed: list[int] = []
+        self._soft: SoftState | None = None  # as last reported in a Ready
 
         self._event_handlers: dict[type, Callable[[Any], None]] = {
             Tick: self._on_tick,
@@ -298,6 +303,7 @@ class Replica:
 
     def step(self, event: Any) -> Ready:
         self._persist, self._send, self._commit, self._serve, self._txs = [], [], [], [], []
+        self._proposed = []
         handler = self._event_handlers.get(type(event))
         if handler is None:
             raise TypeError(f"not a replica event: {type(event).__name__}")
@@ -305,10 +311,21 @@ class Replica:
             self._resend_restored = False
             self._resend_own_messages()
         handler(event)
+        soft = self.soft_state
+        changed = soft if soft != self._soft else None
+        self._soft = soft
         return Ready(tuple(self._persist), tuple(self._send), tuple(self._commit),
-                     tuple(self._serve), tuple(self._txs))
+                     tuple(self._serve), tuple(self._txs), changed, tuple(self._proposed))
 
     # --- read-only views for the node --------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        return MODE_VIEW_CHANGE if self.view_changing else MODE_NORMAL
+
+    @property
+    def soft_state(self) -> SoftState:
+        return SoftState(self.view, self.primary, self.mode)
 
     def primary_of(self, view: int) -> int:
         return view % self.n
@@ -599,6 +616,7 @@ class Replica:
         data = self._own_vote(wal.PHASE_PREPREPARE, self.view, height, block_hash, build)
         assert data is not None, "a primary never proposes twice at one height in one view"
         self._count("proposed")
+        self._proposed.append(height)
         self._broadcast(data)
         slot = self._slot(height)
         slot.add_block(block_hash, block)

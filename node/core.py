@@ -36,6 +36,7 @@ from consensus.events import (
     Ready,
     Receive,
     ServeBlocks,
+    SoftState,
     Tick,
     TxsVerified,
 )
@@ -131,10 +132,13 @@ class NodeCore:
         self.replica: Replica | None = None
         self.app_hash = b""
         self.last_block_hash = genesis.genesis_hash
+        self.committed_height = 0  # executed and stored (one batch each)
         self.now_ms = 0
         self.ticks = 0
         self.stats: dict[str, int] = {}
         self._last_primary = -1
+        self.soft_state: SoftState | None = None  # the replica's view, primary and mode
+        self._proposed_count = 0  # blocks this node proposed (from Ready.proposed)
         self._idle_offer: tuple[int, ...] | None = None
         self._send: list[tuple[int | None, bytes]] = []
         self._committed: list[CommittedBlock] = []
@@ -151,11 +155,13 @@ class NodeCore:
         current = self.app.commit()
         assert current == self.app_hash, "the application state does not match the store"
         self.last_block_hash = tip.block_hash
+        self.committed_height = tip.height
         self.replica = Replica(
             self.genesis.chain_id, self.id, self.genesis.validator_keys, self.signer,
             self.consensus_params, self.genesis.genesis_hash, self.genesis.genesis_time_ms,
             genesis_app_hash, EMPTY_ROOT, restored=list(self.store.iterate_wal()), tip=tip)
         self._last_primary = self.replica.primary
+        self.soft_state = self.replica.soft_state
         return self._run(Tick(now_ms, self.mempool.ready_count))
 
     def on_tick(self, now_ms: int) -> Output:
@@ -237,10 +243,16 @@ class NodeCore:
         queue = [self._replica.step(event)]
         while queue:
             ready = queue.pop(0)
+            if ready.soft is not None:
+                self._on_soft_state(ready.soft)
+            self._proposed_count += len(ready.proposed)
             queue.extend(self._apply(ready))
-        primary = self._replica.primary
-        if primary != self._last_primary:
-            self._last_primary = primary
+
+    def _on_soft_state(self, soft: SoftState) -> None:
+        self.soft_state = soft
+        if soft.primary != self._last_primary:
+            # Forwarded transactions went to the old primary: offer them to the new one.
+            self._last_primary = soft.primary
             self.mempool.mark_all_unforwarded()
 
     def _apply(self, ready: Ready) -> list[Ready]:
@@ -298,6 +310,7 @@ class NodeCore:
             batch.put_meta(executed_meta_name(height), codec.encode([app_hash, receipts_root]))
         self.app_hash = app_hash
         self.last_block_hash = cert.block_hash
+        self.committed_height = height
         tx_ids = tuple(tx.tx_id for tx in block.txs)
         self.mempool.remove(tx_ids)
         self._recheck({tx.sender: None for tx in block.txs})
@@ -482,9 +495,9 @@ class NodeCore:
                 event = Propose(tuple(entry.tx for entry in entries),
                                 tuple(entry.tx_id for entry in entries),
                                 tuple(entry.size_bytes for entry in entries))
-            before = replica.stats.get("proposed", 0)
+            before = self._proposed_count
             self._step(event)
-            if replica.stats.get("proposed", 0) == before:
+            if self._proposed_count == before:
                 self._idle_offer = situation
                 return  # waiting to fill the batch, or nothing to propose
 

@@ -267,10 +267,11 @@ class NodeRuntime:
         self.metrics.observe_view(self._view)
 
     def _refresh_position(self) -> None:
-        """Height and view for the log lines; read from the replica directly, because this
-        runs after every frame and tick and ``core.status()`` builds a whole report."""
-        replica = self.core.replica
-        height, view = replica.committed_height, replica.view
+        """Height and view for the log lines; cheap, because this runs after every frame
+        and tick and ``core.status()`` builds a whole report."""
+        height = self.core.committed_height
+        soft = self.core.soft_state
+        view = self._view if soft is None else soft.view
         self._height = height
         if view != self._view:
             log.info("view_changed", new_view=view, old_view=self._view)

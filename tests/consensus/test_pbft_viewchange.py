@@ -254,3 +254,30 @@ def test_escalation_counts_replicas_that_already_moved_further():
             break
     assert [cluster.replica(i).view for i in (0, 2, 3)] == [2, 2, 2]
     assert cluster.replica(2).stats.get("new_views_sent") == 1
+
+
+def test_ready_reports_soft_state_changes_and_proposals():
+    """The node learns the view, primary and mode, and what it proposed, from Ready alone."""
+    from consensus.events import MODE_NORMAL, MODE_VIEW_CHANGE, SoftState, Tick
+
+    cluster = Cluster()
+    first = cluster.step(2, Tick(cluster.now_ms, 0))
+    assert first.soft == SoftState(0, 0, MODE_NORMAL)  # reported once, at the first step
+    assert cluster.step(2, Tick(cluster.now_ms, 0)).soft is None  # unchanged: not repeated
+    cluster.start()
+    ready = cluster.propose(make_txs(0, 1))
+    assert ready.proposed == (1,) and ready.soft is None
+    cluster.deliver_all()
+    softs: list[SoftState] = []
+    original = cluster.apply
+
+    def record(index, ready):
+        if index == 2 and ready.soft is not None:
+            softs.append(ready.soft)
+        original(index, ready)
+
+    cluster.apply = record
+    cluster.crash(0)
+    run_until(cluster, lambda: in_view(cluster, 1, [1, 2, 3]))
+    assert softs == [SoftState(1, 1, MODE_VIEW_CHANGE), SoftState(1, 1, MODE_NORMAL)]
+    assert cluster.replica(2).soft_state == softs[-1]
