@@ -105,6 +105,7 @@ from consensus.messages import (
     prepare_payload,
     preprepare_payload,
 )
+from consensus.catchup import CatchUp
 from consensus.checkpoints import Checkpoints
 from consensus.params import ConsensusParams
 from consensus.signer import Signer
@@ -252,16 +253,7 @@ class Replica:
         self._wal_heights: dict[int, list[bytes]] = {}
         self._wal_views: dict[int, list[bytes]] = {}
         # catch-up
-        self._certified_height = 0  # highest height known to hold a commit certificate
-        self._sync_requests: dict[int, tuple[int, int, int]] = {}  # from -> (peer, count, deadline)
-        self._sync_buffer: dict[int, tuple[Block, CommitCertificate]] = {}
-        self._sync_peer = (replica_id + 1) % self.n
-        # Block requests served per peer: a token bucket of this many requests, refilled one
-        # request per tick. An honest peer keeps at most catch_up_max_outstanding_requests
-        # requests plus one probe outstanding; a peer asking faster is dropped and counted.
-        self._serve_burst = 2 * self.params.catch_up_max_outstanding_requests + 1
-        self._serve_tokens: dict[int, tuple[int, int]] = {}  # peer -> (tokens, at tick)
-        self._gap_since_tick: int | None = None
+        self.catch_up = CatchUp(replica_id, self.n, self.params)
         # caches
         self._verified_txs: dict[bytes, None] = {}
         self._block_tx_ids: dict[bytes, tuple[tuple[bytes, ...], int]] = {}
@@ -979,7 +971,7 @@ class Replica:
         return None
 
     def _note_commit_quorum(self, slot: Slot) -> None:
-        if slot.height <= self._certified_height:
+        if slot.height <= self.catch_up.certified_height:
             return
         cert = self._commit_quorum(slot)
         if cert is not None:
@@ -991,7 +983,7 @@ class Replica:
         if cert.height <= self.committed_height:
             return
         self._commit_certs.setdefault(cert.height, cert)
-        self._certified_height = max(self._certified_height, cert.height)
+        self.catch_up.note_certified(cert.height)
         if self.best_commit_cert is None or cert.height > self.best_commit_cert.height:
             self.best_commit_cert = cert
 
@@ -1014,7 +1006,7 @@ class Replica:
                 if block is not None:
                     entry = (block, known)
             if entry is None:
-                entry = self._sync_buffer.get(height)
+                entry = self.catch_up.buffer.get(height)
             if entry is None:
                 break
             self._deliver(*entry)
@@ -1032,7 +1024,7 @@ class Replica:
         self.tip_timestamp_ms = block.header.timestamp_ms
         if self.best_commit_cert is None or height >= self.best_commit_cert.height:
             self.best_commit_cert = cert
-        self._certified_height = max(self._certified_height, height)
+        self.catch_up.note_certified(height)
         if block.txs:
             self.last_nonempty_height = max(self.last_nonempty_height, height)
         for tx_id in self._tx_ids_of(block, cert.block_hash)[0]:
@@ -1042,14 +1034,14 @@ class Replica:
         self._recent_commits[height] = (cert.block_hash, block.header.view)
         self._unexecuted[height] = cert.block_hash
         self._recent_commits.pop(height - self.params.watermark_window, None)
-        self._sync_buffer.pop(height, None)
+        self.catch_up.buffer.pop(height, None)
         self._commit_certs.pop(height, None)
         self._pending.pop(height, None)
         self._commit.append((block, cert))
         self._count("committed")
         # Progress: restart the timer; a view that commits ends a run of view changes.
         self._timer_deadline = None
-        self._gap_since_tick = None
+        self.catch_up.gap_since_tick = None
         if not self.view_changing and cert.view == self.view:
             self.consecutive_view_changes = 0
         slot = self._slots.get(height)
@@ -1236,7 +1228,7 @@ class Replica:
     def _probe_next_block(self) -> None:
         """Ask one peer for the block after the committed tip unless a fetch is under way; an
         empty answer just rotates to the next peer."""
-        if self._sync_requests or self.n <= 1:
+        if self.catch_up.requests or self.n <= 1:
             return
         self._count("sync_probes")
         self._request_blocks(self.committed_height + 1,
@@ -1245,10 +1237,8 @@ class Replica:
     def _request_blocks(self, start: int, count: int) -> None:
         """Ask the current sync peer for ``count`` certified blocks from ``start``, remember
         the request until its deadline, and move on to the next peer."""
-        peer = self._sync_peer
-        self._sync_requests[start] = (peer, count, self.tick + self.params.catch_up_timeout_ticks)
+        peer = self.catch_up.add_request(start, count, self.tick)
         self._send_to(peer, encode_message(BlockRequest(self.id, start, count)))
-        self._rotate_sync_peer()
 
     def _gave_up_count(self, view: int) -> int:
         """Replicas known to have left every view below ``view``: a VIEW-CHANGE for a later
@@ -1506,115 +1496,70 @@ class Replica:
     # --- catch-up ---------------------------------------------------------------------------
 
     def _sync_target(self) -> int:
-        return max(self._certified_height, self.stable.height)
+        return max(self.catch_up.certified_height, self.stable.height)
 
     def _check_sync(self) -> None:
         """Expire block requests and send new ones while the chain is known to be ahead."""
-        for start in sorted(self._sync_requests):
-            peer, _, deadline = self._sync_requests[start]
-            if self.tick >= deadline:
-                del self._sync_requests[start]
-                self._count("sync_timeouts")
-                if peer == self._sync_peer:
-                    self._rotate_sync_peer()
+        catch_up = self.catch_up
+        expired = catch_up.expire(self.tick)
+        if expired:
+            self._count("sync_timeouts", expired)
         target = self._sync_target()
         if target <= self.committed_height:
-            self._gap_since_tick = None
+            catch_up.gap_since_tick = None
             return
-        if self._gap_since_tick is None:
-            self._gap_since_tick = self.tick
+        if catch_up.gap_since_tick is None:
+            catch_up.gap_since_tick = self.tick
         far = target > self.committed_height + self.params.pipeline_depth + 1
-        if not far and self.tick - self._gap_since_tick < self.params.catch_up_delay_ticks:
+        if not far and self.tick - catch_up.gap_since_tick < self.params.catch_up_delay_ticks:
             return  # a commit a message away is not worth a fetch yet
-        start = self.committed_height + 1
-        while len(self._sync_requests) < self.params.catch_up_max_outstanding_requests:
+        start: int | None = self.committed_height + 1
+        while len(catch_up.requests) < self.params.catch_up_max_outstanding_requests:
             # the lowest height neither buffered nor asked for, and the run of missing
             # heights after it: a request that timed out below one still outstanding leaves
             # a gap that must be asked for again first
-            start = self._first_missing(start, target)
+            start = catch_up.first_missing(start, target)
             if start is None:
                 break
             count = 1
             while (count < self.params.catch_up_max_blocks and start + count <= target
-                   and self._first_missing(start + count, start + count) == start + count):
+                   and catch_up.first_missing(start + count, start + count) == start + count):
                 count += 1
             self._request_blocks(start, count)
             self._count("sync_requests")
             start += count
 
-    def _first_missing(self, start: int, target: int) -> int | None:
-        """The lowest height in [start, target] that is neither in the sync buffer nor in an
-        outstanding request; None when there is none."""
-        height = start
-        while height <= target:
-            if height in self._sync_buffer:
-                height += 1
-                continue
-            for begin in sorted(self._sync_requests):
-                count = self._sync_requests[begin][1]
-                if begin <= height < begin + count:
-                    height = begin + count
-                    break
-            else:
-                return height
-        return None
-
-    def _rotate_sync_peer(self) -> None:
-        if self.n <= 1:
-            return
-        self._sync_peer = (self._sync_peer + 1) % self.n
-        if self._sync_peer == self.id:
-            self._sync_peer = (self._sync_peer + 1) % self.n
-
     def _on_block_request(self, sender: int, message: BlockRequest) -> None:
-        tokens, at_tick = self._serve_tokens.get(sender, (self._serve_burst, self.tick))
-        tokens = min(self._serve_burst, tokens + self.tick - at_tick)
-        if tokens < 1:
-            self._serve_tokens[sender] = (tokens, self.tick)
+        if not self.catch_up.may_serve(sender, self.tick):
             self._drop("block_request_budget")
             return
-        self._serve_tokens[sender] = (tokens - 1, self.tick)
         count = min(message.max_blocks, self.params.catch_up_max_blocks)
         self._serve.append(ServeBlocks(sender, message.from_height, count))
 
     def _on_block_response(self, sender: int, message: BlockResponse) -> None:
-        request = None
-        if message.entries:
-            first = message.entries[0][0].height
-            request = self._sync_requests.get(first)
-            if request is not None and request[0] != sender:
-                request = None
-        else:
-            for start in sorted(self._sync_requests):
-                if self._sync_requests[start][0] == sender:
-                    request = self._sync_requests[start]
-                    del self._sync_requests[start]
-                    self._rotate_sync_peer()
-                    break
-            if request is None:
-                self._drop("unrequested_blocks")
-            else:
-                self._count("sync_empty_responses")
-            return
+        catch_up = self.catch_up
+        start = message.entries[0][0].height if message.entries else None
+        request = catch_up.take_request(sender, start)
         if request is None:
             self._drop("unrequested_blocks")
             return
-        start = message.entries[0][0].height
-        del self._sync_requests[start]
+        if start is None:
+            self._count("sync_empty_responses")
+            return
         _, count, _ = request
         parent = self.tip_hash if start == self.committed_height + 1 else None
         reason = self.checks.block_response(message.entries, start, count, parent)
         if reason is not None:
             self._drop(reason)
-            if sender == self._sync_peer:
-                self._rotate_sync_peer()
+            if sender == catch_up.peer:
+                catch_up.rotate_peer()
             return
         for block, cert in message.entries:
             if block.height > self.committed_height:
-                self._sync_buffer[block.height] = (block, cert)
+                catch_up.buffer[block.height] = (block, cert)
             if self.best_commit_cert is None or cert.height > self.best_commit_cert.height:
                 self.best_commit_cert = cert
-            self._certified_height = max(self._certified_height, cert.height)
+            catch_up.note_certified(cert.height)
         self._count("synced_blocks", len(message.entries))
         self._try_deliver()
         self._retry_pending()
@@ -1637,7 +1582,7 @@ class Replica:
         self.tip_hash = tip.block_hash
         self.tip_timestamp_ms = tip.timestamp_ms
         self.best_commit_cert = tip.certificate
-        self._certified_height = tip.height
+        self.catch_up.certified_height = tip.height
         self.executed_height = tip.height
         for height, app_hash, results_hash in tip.executed:
             self._executed[height] = (app_hash, results_hash)

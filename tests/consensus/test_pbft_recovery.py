@@ -150,7 +150,7 @@ def test_block_response_that_breaks_the_chain_is_rejected():
     replica = cluster.replica(2)
     assert replica.committed_height == 0
     # replica 2 asked replica 0 for blocks 2..3 and gets blocks 2 and then 1
-    replica._sync_requests[2] = (0, 2, replica.tick + 10)
+    replica.catch_up.requests[2] = (0, 2, replica.tick + 10)
     chain = cluster.nodes[0].chain
     swapped = BlockResponse(0, (chain[1], chain[0]))
     replica.step(Receive(0, encode_message(swapped)))
@@ -266,8 +266,8 @@ def test_requests_are_bounded_and_rotate_peers_on_timeout():
     peers = []
     for _ in range(40):
         cluster.tick()
-        assert len(behind._sync_requests) <= TEST_PARAMS.catch_up_max_outstanding_requests
-        peers.extend(peer for peer, _, _ in behind._sync_requests.values())
+        assert len(behind.catch_up.requests) <= TEST_PARAMS.catch_up_max_outstanding_requests
+        peers.extend(peer for peer, _, _ in behind.catch_up.requests.values())
     assert behind.stats["sync_timeouts"] >= 2
     assert len(set(peers)) >= 2  # requests went to more than one peer
     cluster.drop = None
@@ -283,10 +283,10 @@ def test_catch_up_asks_again_for_a_gap_below_an_outstanding_request():
     cluster = Cluster(params=replace(TEST_PARAMS, catch_up_max_blocks=8))
     cluster.start()
     replica = cluster.replica(3)
-    replica._certified_height = 20  # the chain is known to be certified far ahead
-    replica._sync_requests[5] = (1, 2, replica.tick + 1000)  # 5..6 asked, long outstanding
+    replica.catch_up.certified_height = 20  # the chain is known to be certified far ahead
+    replica.catch_up.requests[5] = (1, 2, replica.tick + 1000)  # 5..6 asked, long outstanding
     ready = replica.step(Tick(cluster.now_ms + 10, 0))
     requests = [decode_message(data) for _, data in ready.send]
     requests = [message for message in requests if isinstance(message, BlockRequest)]
     assert [(message.from_height, message.max_blocks) for message in requests] == [(1, 4)]
-    assert sorted(replica._sync_requests) == [1, 5]
+    assert sorted(replica.catch_up.requests) == [1, 5]
