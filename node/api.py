@@ -27,6 +27,7 @@ from ledger.application import QueryError
 from ledger.types import Block, CommitCertificate, Receipt, Transaction
 from node import explorer
 from node.logging import get_logger
+from node.storage import StoreError
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack")
@@ -116,6 +117,12 @@ async def error_middleware(request: web.Request, handler: Callable) -> web.Strea
         code = _AIOHTTP_CODES.get(exc.status, f"http_{exc.status}")
         message = exc.reason if exc.status != 413 else exc.text or "request body too large"
         return error_response(exc.status, code, message)
+    except StoreError as exc:
+        if exc.code != "corrupt":
+            raise
+        # Damaged bytes are reported, never passed on.
+        log.error("store_corrupt", path=request.path, message=exc.message)
+        return error_response(500, "store_corrupt", "the node's store is damaged at this record")
     except asyncio.CancelledError:
         raise
     except Exception:  # a bug here must not take the node down; it is logged and reported
@@ -329,8 +336,12 @@ class Api:
             status = "pending" if self.service.mempool_contains(tx_id) else "unknown"
             return web.json_response({"tx_id": tx_id.hex(), "status": status})
         height, index = location
-        block = store.get_block(height)
-        assert block is not None, f"tx index points at missing block {height}"
+        served = store.get_served_block(height)
+        if served is None:
+            raise StoreError("corrupt", f"tx index points at missing block {height}")
+        _raw, block, _certificate = served
+        if index >= len(block.txs) or block.txs[index].tx_id != tx_id:
+            raise StoreError("corrupt", f"tx index entry does not match block {height}")
         tx_ids = [tx.tx_id for tx in block.txs]
         receipts = store.get_receipts(height)
         receipt = receipts[index] if receipts is not None and index < len(receipts) else None
@@ -358,11 +369,10 @@ class Api:
             height = int(text)
         else:
             raise ApiError(400, "bad_height", "height must be a positive integer or 'latest'")
-        raw_block = store.get_block_raw(height)
-        if raw_block is None:
+        served = store.get_served_block(height)
+        if served is None:
             raise ApiError(404, "not_found", f"no block at height {height}")
-        block = Block.decode(raw_block)
-        certificate = store.get_certificate(height)
+        raw_block, block, certificate = served
         receipts = store.get_receipts(height)
         body: dict[str, Any] = {
             "height": height,
