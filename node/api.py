@@ -80,6 +80,10 @@ class NodeService(Protocol):
 
     def readiness(self) -> tuple[bool, str, dict]: ...
 
+    def report_store_corrupt(self) -> None:
+        """Damaged bytes were found: count them and stop answering ready."""
+        ...
+
     def subscribe(self, queue: asyncio.Queue) -> Callable[[], None]:
         """Deliver events to ``queue``; the returned callable unsubscribes."""
         ...
@@ -117,12 +121,6 @@ async def error_middleware(request: web.Request, handler: Callable) -> web.Strea
         code = _AIOHTTP_CODES.get(exc.status, f"http_{exc.status}")
         message = exc.reason if exc.status != 413 else exc.text or "request body too large"
         return error_response(exc.status, code, message)
-    except StoreError as exc:
-        if exc.code != "corrupt":
-            raise
-        # Damaged bytes are reported, never passed on.
-        log.error("store_corrupt", path=request.path, message=exc.message)
-        return error_response(500, "store_corrupt", "the node's store is damaged at this record")
     except asyncio.CancelledError:
         raise
     except Exception:  # a bug here must not take the node down; it is logged and reported
@@ -271,9 +269,23 @@ class Api:
         self.waiting = 0
         self._openapi = OPENAPI_PATH.read_bytes()
 
+    @web.middleware
+    async def store_corrupt_middleware(self, request: web.Request,
+                                       handler: Callable) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except StoreError as exc:
+            if exc.code != "corrupt":
+                raise
+            # Damaged bytes are reported (log, metric, /readyz false), never passed on.
+            log.error("store_corrupt", path=request.path, message=exc.message)
+            self.service.report_store_corrupt()
+            raise ApiError(500, "store_corrupt",
+                           "the node's store is damaged at this record") from None
+
     def application(self) -> web.Application:
         # aiohttp's own limit is a backstop above ours, so our handler answers first.
-        app = web.Application(middlewares=[error_middleware],
+        app = web.Application(middlewares=[error_middleware, self.store_corrupt_middleware],
                               client_max_size=self.max_body_bytes + 1024)
         route = app.router
         route.add_post("/txs", self.post_tx)

@@ -229,6 +229,13 @@ class NodeCore:
         self._offer_proposals()
         return self._finish(start)
 
+    def record_store_corrupt(self) -> None:
+        """Damaged bytes were found outside NodeCore (a client read): counted like its own."""
+        self._count("store_corrupt")
+
+    def store_corrupt(self) -> bool:
+        return self.stats.get("store_corrupt", 0) > 0
+
     def _count(self, name: str, amount: int = 1) -> None:
         self.stats[name] = self.stats.get(name, 0) + amount
 

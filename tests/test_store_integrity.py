@@ -76,5 +76,10 @@ async def test_a_tx_index_entry_past_the_chain_answers_store_corrupt(tmp_path):
                 body = json.loads(await reply.read())
                 assert reply.status == 500
                 assert body["error"]["code"] == "store_corrupt"
+            async with session.get(f"{runtime.config.api_url}/readyz") as reply:
+                assert reply.status == 503
+                assert "store_corrupt" in (await reply.json())["error"]["message"]
+            async with session.get(f"{runtime.config.api_url}/metrics") as reply:
+                assert 'event="store_corrupt"} 1.0' in await reply.text()
     finally:
         await runtime.stop()
