@@ -442,6 +442,14 @@ class Store(ABC):
         height, index = _TX_LOCATION.unpack(raw)
         return height, index
 
+    def iterate_tx_index(self) -> Iterator[tuple[bytes, int, int]]:
+        """Every tx index entry as (tx id, height, index in the block), by tx id."""
+        for tx_id, raw in self._iterate_family(TX_PREFIX, TX_PREFIX, prefix_end(TX_PREFIX)):
+            if len(raw) != _TX_LOCATION.size:
+                raise StoreError("corrupt", f"tx location of {tx_id.hex()} is not 16 bytes")
+            height, index = _TX_LOCATION.unpack(raw)
+            yield tx_id, height, index
+
     def get_state(self, key: bytes) -> bytes | None:
         return self._get(state_key(_check_key(key, "state key")))
 
