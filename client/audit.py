@@ -110,6 +110,21 @@ class StoreSource:
     def state_items(self) -> Iterator[tuple[bytes, bytes]] | None:
         return self.store.iterate_state()
 
+    def tx_index_findings(self, latest: int) -> Iterator[tuple[int, str, str]]:
+        """(height, check, message) for each tx index entry that does not match its block."""
+        blocks: dict[int, list[bytes]] = {}
+        for tx_id, height, index in self.store.iterate_tx_index():
+            key = f"t/{tx_id.hex()}"
+            if not 1 <= height <= latest:
+                yield height, "tx_index", f"{key} points at height {height}, past {latest}"
+                continue
+            if height not in blocks:
+                block = self._read("block", self.store.get_block, height)
+                blocks = {height: [tx.tx_id for tx in block.txs] if block else []}
+            tx_ids = blocks[height]
+            if index >= len(tx_ids) or tx_ids[index] != tx_id:
+                yield height, "tx_index", f"{key} points at a block {height} without it at {index}"
+
     def fetch(self, height: int, want_receipts: bool) -> tuple[bytes | None, bytes | None,
                                                              list[Receipt] | None]:
         return (self.block_raw(height), self.certificate_raw(height),
@@ -451,9 +466,27 @@ class Auditor:
                 # that stopped where the audit did.
                 if latest[index] == target and not report.failures:
                     self._verify_state(source, execution, target)
+        if not report.failures:
+            self._verify_indexes(latest)
         if not report.failures and self.is_plan:
             self._verify_settlements(execution.app, target, primary)
         return report
+
+    def _verify_indexes(self, latest: list[int]) -> None:
+        for index, source in enumerate(self.sources):
+            findings = getattr(source, "tx_index_findings", None)
+            if findings is None:
+                continue
+            try:
+                for height, check, message in findings(latest[index]):
+                    self._fail(height, check, message, source)
+                    return
+            except HuzhuError as exc:  # CorruptData, or StoreError("corrupt") from the scan
+                if not isinstance(exc, CorruptData) and exc.code != "corrupt":
+                    raise
+                self._fail(latest[index], "tx_index", exc.message, source)
+                return
+            self.report.count("tx_index")
 
     # per-height checks -----------------------------------------------------------------
 

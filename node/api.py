@@ -27,6 +27,7 @@ from ledger.application import QueryError
 from ledger.types import Block, CommitCertificate, Receipt, Transaction
 from node import explorer
 from node.logging import get_logger
+from node.storage import StoreError
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack")
@@ -78,6 +79,10 @@ class NodeService(Protocol):
     def status(self) -> dict: ...
 
     def readiness(self) -> tuple[bool, str, dict]: ...
+
+    def report_store_corrupt(self) -> None:
+        """Damaged bytes were found: count them and stop answering ready."""
+        ...
 
     def subscribe(self, queue: asyncio.Queue) -> Callable[[], None]:
         """Deliver events to ``queue``; the returned callable unsubscribes."""
@@ -264,9 +269,23 @@ class Api:
         self.waiting = 0
         self._openapi = OPENAPI_PATH.read_bytes()
 
+    @web.middleware
+    async def store_corrupt_middleware(self, request: web.Request,
+                                       handler: Callable) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except StoreError as exc:
+            if exc.code != "corrupt":
+                raise
+            # Damaged bytes are reported (log, metric, /readyz false), never passed on.
+            log.error("store_corrupt", path=request.path, message=exc.message)
+            self.service.report_store_corrupt()
+            raise ApiError(500, "store_corrupt",
+                           "the node's store is damaged at this record") from None
+
     def application(self) -> web.Application:
         # aiohttp's own limit is a backstop above ours, so our handler answers first.
-        app = web.Application(middlewares=[error_middleware],
+        app = web.Application(middlewares=[error_middleware, self.store_corrupt_middleware],
                               client_max_size=self.max_body_bytes + 1024)
         route = app.router
         route.add_post("/txs", self.post_tx)
@@ -329,8 +348,12 @@ class Api:
             status = "pending" if self.service.mempool_contains(tx_id) else "unknown"
             return web.json_response({"tx_id": tx_id.hex(), "status": status})
         height, index = location
-        block = store.get_block(height)
-        assert block is not None, f"tx index points at missing block {height}"
+        served = store.get_served_block(height)
+        if served is None:
+            raise StoreError("corrupt", f"tx index points at missing block {height}")
+        _raw, block, _certificate = served
+        if index >= len(block.txs) or block.txs[index].tx_id != tx_id:
+            raise StoreError("corrupt", f"tx index entry does not match block {height}")
         tx_ids = [tx.tx_id for tx in block.txs]
         receipts = store.get_receipts(height)
         receipt = receipts[index] if receipts is not None and index < len(receipts) else None
@@ -358,11 +381,10 @@ class Api:
             height = int(text)
         else:
             raise ApiError(400, "bad_height", "height must be a positive integer or 'latest'")
-        raw_block = store.get_block_raw(height)
-        if raw_block is None:
+        served = store.get_served_block(height)
+        if served is None:
             raise ApiError(404, "not_found", f"no block at height {height}")
-        block = Block.decode(raw_block)
-        certificate = store.get_certificate(height)
+        raw_block, block, certificate = served
         receipts = store.get_receipts(height)
         body: dict[str, Any] = {
             "height": height,

@@ -52,7 +52,7 @@ from ledger.types import MAX_TX_BYTES, Block, CommitCertificate, Transaction, re
 from node.apps import make_application
 from node.genesis import Genesis
 from node.mempool import DEFAULT_MAX_NONCE_AHEAD, DEFAULT_MAX_TXS_PER_SENDER, Mempool
-from node.storage.base import Store
+from node.storage.base import Store, StoreError
 
 GENESIS_APP_HASH_META = "genesis_app_hash"
 EXECUTED_META_PREFIX = "exec/"  # + zero-padded height -> [app_hash, results_hash]
@@ -235,6 +235,13 @@ class NodeCore:
         self._offer_proposals()
         return self._finish(start)
 
+    def record_store_corrupt(self) -> None:
+        """Damaged bytes were found outside NodeCore (a client read): counted like its own."""
+        self._count("store_corrupt")
+
+    def store_corrupt(self) -> bool:
+        return self.stats.get("store_corrupt", 0) > 0
+
     def _count(self, name: str, amount: int = 1) -> None:
         self.stats[name] = self.stats.get(name, 0) + amount
 
@@ -384,14 +391,21 @@ class NodeCore:
         entries = []
         size_bytes = 0
         for height in range(request.from_height, request.from_height + request.max_blocks):
-            raw = self.store.get_block_raw(height)
-            cert = self.store.get_certificate(height)
-            if raw is None or cert is None:
+            try:
+                served = self.store.get_served_block(height)
+            except StoreError as exc:
+                if exc.code != "corrupt":
+                    raise
+                # A damaged block is never passed on: the peer gets what precedes it.
+                self._count("store_corrupt")
                 break
+            if served is None:
+                break
+            raw, block, cert = served
             size_bytes += len(raw) + len(cert.encode())
             if size_bytes > limit and entries:
                 break
-            entries.append((Block.decode(raw), cert))
+            entries.append((block, cert))
         self._count("served_blocks", len(entries))
         self._send.append((request.replica, encode_message(BlockResponse(self.id, tuple(entries)))))
 

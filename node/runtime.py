@@ -359,10 +359,15 @@ class NodeRuntime:
         if connected + 1 < self.quorum:
             return False, f"connected to {connected} peers; a quorum needs {self.quorum - 1}", \
                 fields
+        if self.core.store_corrupt():
+            return False, "store_corrupt: run huzhu audit --home on this node", fields
         status = self.core.status()
         if status.get("syncing"):
             return False, "catching up with the peers", fields
         return True, "", fields
+
+    def report_store_corrupt(self) -> None:
+        self.core.record_store_corrupt()
 
     def subscribe(self, queue: asyncio.Queue) -> Callable[[], None]:
         subscriber = self._next_subscriber

@@ -105,6 +105,16 @@ def _meta_name(name: str) -> bytes:
     return name.encode("utf-8")
 
 
+def _decode_block(height: int, raw: bytes) -> Block:
+    try:
+        block = Block.decode(raw)
+    except InvalidBlock as exc:
+        raise StoreError("corrupt", f"block {height} does not decode: {exc.message}") from None
+    if block.height != height:
+        raise StoreError("corrupt", f"block stored at {height} has height {block.height}")
+    return block
+
+
 def encode_height(height: int) -> bytes:
     return _HEIGHT.pack(height)
 
@@ -368,15 +378,29 @@ class Store(ABC):
 
     def get_block(self, height: int) -> Block | None:
         raw = self.get_block_raw(height)
+        return None if raw is None else _decode_block(height, raw)
+
+    def get_served_block(self, height: int) -> tuple[bytes, Block, CommitCertificate] | None:
+        """(raw bytes, block, certificate) of a block about to leave the node, or None.
+
+        The block is re-hashed against its stored certificate and its transactions against
+        its tx_root, so damaged bytes raise ``StoreError("corrupt")`` instead of being served.
+        """
+        raw = self.get_block_raw(height)
         if raw is None:
             return None
+        block = _decode_block(height, raw)
+        certificate = self.get_certificate(height)
+        if certificate is None:
+            raise StoreError("corrupt", f"block {height} is stored without its certificate")
+        if certificate.height != height or certificate.block_hash != block.block_hash:
+            raise StoreError("corrupt", f"block {height} does not match its certificate")
         try:
-            block = Block.decode(raw)
+            block.validate_structure()
         except InvalidBlock as exc:
-            raise StoreError("corrupt", f"block {height} does not decode: {exc.message}") from None
-        if block.height != height:
-            raise StoreError("corrupt", f"block stored at {height} has height {block.height}")
-        return block
+            raise StoreError("corrupt", f"block {height} fails its own header: {exc.message}") \
+                from None
+        return raw, block, certificate
 
     def get_height_by_hash(self, block_hash: bytes) -> int | None:
         if not isinstance(block_hash, (bytes, bytearray, memoryview)):
@@ -417,6 +441,14 @@ class Store(ABC):
             raise StoreError("corrupt", "stored tx location is not 16 bytes")
         height, index = _TX_LOCATION.unpack(raw)
         return height, index
+
+    def iterate_tx_index(self) -> Iterator[tuple[bytes, int, int]]:
+        """Every tx index entry as (tx id, height, index in the block), by tx id."""
+        for tx_id, raw in self._iterate_family(TX_PREFIX, TX_PREFIX, prefix_end(TX_PREFIX)):
+            if len(raw) != _TX_LOCATION.size:
+                raise StoreError("corrupt", f"tx location of {tx_id.hex()} is not 16 bytes")
+            height, index = _TX_LOCATION.unpack(raw)
+            yield tx_id, height, index
 
     def get_state(self, key: bytes) -> bytes | None:
         return self._get(state_key(_check_key(key, "state key")))

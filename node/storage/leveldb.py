@@ -34,7 +34,10 @@ class LevelDBStore(Store):
             self._db = plyvel.DB(str(self.path), create_if_missing=create_if_missing,
                                  bloom_filter_bits=BLOOM_FILTER_BITS,
                                  lru_cache_size=BLOCK_CACHE_BYTES,
-                                 write_buffer_size=WRITE_BUFFER_BYTES, compression=None)
+                                 write_buffer_size=WRITE_BUFFER_BYTES, compression=None,
+                                 paranoid_checks=True)
+        except plyvel.CorruptionError as exc:
+            raise StoreError("corrupt", f"{self.path} is damaged: {_message(exc)}") from None
         except plyvel.IOError as exc:
             message = _message(exc)
             if "lock" in message.lower():
@@ -46,16 +49,24 @@ class LevelDBStore(Store):
             raise StoreError("open_failed", f"cannot open {self.path}: {_message(exc)}") from None
 
     def _read(self, key: bytes) -> bytes | None:
-        return self._db.get(key)
+        # Every read checks LevelDB's block checksums: a flipped byte on disk is reported as
+        # StoreError("corrupt") instead of being decoded and passed on.
+        try:
+            return self._db.get(key, verify_checksums=True)
+        except plyvel.CorruptionError as exc:
+            raise StoreError("corrupt", f"checksum mismatch reading {key[:16]!r}: "
+                                        f"{_message(exc)}") from None
 
     def _scan(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:
         # Created now: a plyvel iterator reads from an implicit snapshot taken here.
-        iterator = self._db.iterator(start=start, stop=stop)
+        iterator = self._db.iterator(start=start, stop=stop, verify_checksums=True)
         return self._guard(iterator)
 
     def _guard(self, iterator: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
         try:
             yield from iterator
+        except plyvel.CorruptionError as exc:
+            raise StoreError("corrupt", f"checksum mismatch in a scan: {_message(exc)}") from None
         except RuntimeError:
             # plyvel raises RuntimeError when the DB was closed under the iterator.
             self._check_open()

@@ -3,13 +3,15 @@ each kind of tampering is caught at the height where it was made."""
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 from client_chain_kit import BLOCK_INTERVAL_MS, Chain, plan_history
 
 from client.audit import Auditor, AuditReport, StoreSource
 from ledger import codec
 from ledger.types import Block, CommitCertificate, Receipt, Transaction
-from node.storage.base import block_key, certificate_key, receipts_key, state_key
+from node.storage.base import block_key, certificate_key, receipts_key, state_key, tx_key
 
 
 def audit(chain: Chain, *stores) -> AuditReport:
@@ -42,6 +44,7 @@ def test_honest_chain_verifies(chain):
     assert report.certified_height == chain.height - chain.depth
     assert report.app_hash == chain.executed[chain.height][0]
     assert report.certificate_signatures == 3 * chain.height
+    assert report.checks["tx_index"] == 1
 
 
 def test_settlements_are_checked_for_conservation():
@@ -242,3 +245,20 @@ def test_settlement_arithmetic_check_rejects_an_unbalanced_settlement():
     failure = auditor.report.first_failure
     assert failure.check == "conservation" and "settlement 2" in failure.message
     assert [p["ok"] for p in auditor.report.conservation] == [True, False]
+
+
+def test_a_tx_index_entry_past_the_chain_is_named(chain):
+    tx_id = bytes(range(32))
+    write_raw(chain.store, tx_key(tx_id), struct.pack(">QQ", 10**9, 0))
+    report = audit(chain)
+    failure = report.first_failure
+    assert failure is not None and failure.check == "tx_index" and failure.height == 10**9
+    assert f"t/{tx_id.hex()}" in failure.message
+
+
+def test_a_tx_index_entry_at_the_wrong_position_is_named(chain):
+    moved = chain.blocks[2].txs[0].tx_id
+    write_raw(chain.store, tx_key(moved), struct.pack(">QQ", 2, 7))
+    failure = audit(chain).first_failure
+    assert failure is not None and failure.check == "tx_index" and failure.height == 2
+    assert f"t/{moved.hex()}" in failure.message

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from node_harness import CHAIN_ID, NodeCluster, client_key, kv_tx
 
+from consensus.messages import BlockRequest, BlockResponse, decode_message, encode_message
 from ledger.keys import KeyPair
-from ledger.types import Transaction
+from ledger.types import Block, Transaction
 from node.core import NodeParams
 from node.kvapp import KV_PREFIX
+from node.storage.base import block_key
 
 
 def test_txs_submitted_to_any_node_commit_everywhere_identically():
@@ -262,3 +264,24 @@ def test_an_idle_chain_replaces_a_dead_primary():
     assert min(views) >= 1 and len(set(views)) == 1
     heights = cluster.heights()[1:]
     assert len(set(heights)) == 1 and heights[0] >= before + 3
+
+
+def test_a_damaged_block_is_never_served_to_a_peer():
+    cluster = NodeCluster()
+    client = client_key()
+    for nonce in range(4):
+        cluster.submit(0, kv_tx(client, nonce, f"k{nonce}"))
+        cluster.tick(3)
+    cluster.tick(10)
+    assert cluster.heights()[0] >= 4
+    store = cluster.stores[0]
+    stored = store.get_block(3)
+    other = Block(stored.header, (kv_tx(client, 99, "forged"),))  # same header, same block hash
+    with store.batch() as batch:
+        batch._add(block_key(3), other.encode())
+    out = cluster.core(0).on_message(1, encode_message(BlockRequest(1, 1, 10)))
+    responses = [decode_message(data) for _, data in out.send]
+    responses = [message for message in responses if isinstance(message, BlockResponse)]
+    assert len(responses) == 1
+    assert [block.height for block, _ in responses[0].entries] == [1, 2]
+    assert cluster.core(0).status()["stats"]["store_corrupt"] == 1
