@@ -41,6 +41,7 @@ from client.cli_common import (
 from client import identity
 from client.keys_cli import keys_group
 from client.txs import TxOutcome, TxSender, result_value
+from ledger import codec
 from ledger.hashing import sha256
 from ledger.keys import PUBLIC_KEY_BYTES, KeyPair
 
@@ -937,7 +938,7 @@ def block_group() -> None:
 @view_options
 def block_show(height: str, node: str | None, as_json: bool) -> None:
     """A committed block: header, certificate, transactions with their receipts."""
-    if height != "latest" and not height.isdigit():
+    if height != "latest" and not codec.parse_decimal(height):
         fail("HEIGHT is a positive integer or 'latest'")
     answer = make_client(node).block(height, full=True)
     if as_json:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger import codec
 from ledger.application import QueryError
 from ledger.keys import PUBLIC_KEY_BYTES
 
@@ -45,9 +46,9 @@ def _hex_arg(text: str, size: int | None = None) -> bytes:
 
 
 def _int_arg(text: str) -> int:
-    if not text.isdigit() or len(text) > 19 or (len(text) > 1 and text[0] == "0"):
+    value = codec.parse_decimal(text)
+    if value is None:
         raise QueryError("bad_path", f"{text!r} is not a positive integer")
-    value = int(text)
     if not 0 < value <= MAX_ID:
         raise QueryError("bad_path", f"{text!r} is out of range")
     return value

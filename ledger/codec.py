@@ -82,6 +82,20 @@ def _normalize_any(value: Any, depth: int) -> Any:
     raise EncodeError("unsupported_type", f"cannot encode {type(value).__name__}")
 
 
+MAX_DECIMAL_DIGITS = 19  # fits a u64
+
+
+def parse_decimal(text: str, max_digits: int = MAX_DECIMAL_DIGITS) -> int | None:
+    """A non-negative integer written in ASCII digits (no sign, space, underscore, newline
+    or leading zero), else None. ``str.isdigit`` and ``int`` also accept other scripts'
+    digits ("\u0661" is 1) and surrounding whitespace: text from outside goes through here."""
+    if not 0 < len(text) <= max_digits or not text.isascii() or not text.isdigit():
+        return None
+    if text[0] == "0" and len(text) > 1:
+        return None
+    return int(text)
+
+
 def encode(value: Any) -> bytes:
     """The canonical encoding of a plain value."""
     normalized = _normalize(value, 0)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from ledger import merkle
+from ledger import codec, merkle
 from ledger.application import QueryError
 from ledger.types import Block, CommitCertificate, Receipt, Transaction
 from node import explorer
@@ -36,7 +36,6 @@ EVENTS_QUEUE_MAX_MESSAGES = 256
 
 _HASH_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2})*$")
-_HEIGHT = re.compile(r"^[1-9][0-9]{0,18}$")
 _QUERY_SEGMENT = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 log = get_logger("huzhu.api")
@@ -377,8 +376,8 @@ class Api:
             height = store.latest_height()
             if height == 0:
                 raise ApiError(404, "not_found", "no block has been committed yet")
-        elif _HEIGHT.match(text):
-            height = int(text)
+        elif (parsed := codec.parse_decimal(text)) is not None and parsed > 0:
+            height = parsed
         else:
             raise ApiError(400, "bad_height", "height must be a positive integer or 'latest'")
         served = store.get_served_block(height)

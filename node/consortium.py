@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ledger import codec
 from ledger.errors import HuzhuError
 from node.config import load_config
 
@@ -61,7 +62,7 @@ def read_pid(home: Path) -> int | None:
         text = (home / PID_FILE_NAME).read_text().strip()
     except (FileNotFoundError, OSError):
         return None
-    return int(text) if text.isdigit() else None
+    return codec.parse_decimal(text)
 
 
 def _pid_alive(pid: int) -> bool:

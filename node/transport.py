@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from ledger import codec
 from node.config import P2PConfig, PeerConfig
 from node.logging import get_logger
 from node.tls import peer_public_key
@@ -171,9 +172,10 @@ class PeerTransport:
 
     async def _accept(self, request: web.Request) -> web.StreamResponse:
         claimed = request.headers.get(NODE_HEADER, "")
-        if not claimed.isdigit() or int(claimed) not in self.links:
+        claimed_id = codec.parse_decimal(claimed, 4)
+        if claimed_id is None or claimed_id not in self.links:
             return self._refuse(403, "unknown_node", f"{claimed!r} is not a peer of this node")
-        link = self.links[int(claimed)]
+        link = self.links[claimed_id]
         if request.headers.get(CHAIN_HEADER) != self.chain_id:
             return self._refuse(403, "wrong_chain", "peer is on another chain", link)
         key = peer_public_key(request.transport.get_extra_info("ssl_object")

@@ -310,3 +310,25 @@ def test_mutated_encodings_only_raise_decode_error(value, data):
                 max_size=60))
 def test_structured_garbage_only_raises_decode_error(pieces):
     decode_or_decode_error(b"".join(pieces))
+
+
+def test_decimal_text_is_ascii_digits_only():
+    from ledger.codec import parse_decimal
+
+    assert parse_decimal("0") == 0 and parse_decimal("42") == 42
+    for text in ("١", "٣", "１", "²", "1\n", " 1", "+1", "-1", "01", "", "1_000", "1e3"):
+        assert parse_decimal(text) is None, text
+    assert parse_decimal("9" * 19) == int("9" * 19) and parse_decimal("1" + "0" * 19) is None
+
+
+def test_plan_queries_refuse_digits_of_other_scripts():
+    """``/claims/١`` once read claim 1: ``str.isdigit`` and ``int`` take Arabic-Indic digits."""
+    import pytest
+
+    from contracts.queries import _int_arg
+    from ledger.application import QueryError
+
+    assert _int_arg("1") == 1
+    for text in ("١", "1\n", "１"):
+        with pytest.raises(QueryError):
+            _int_arg(text)

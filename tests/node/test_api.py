@@ -289,6 +289,8 @@ async def test_oversize_body_is_413(node: Node) -> None:
     ("GET", "/txs/xyz", "/txs/{tx_id}", 400, "bad_tx_id"),
     ("GET", "/blocks/0", "/blocks/{height}", 400, "bad_height"),
     ("GET", "/blocks/-1", "/blocks/{height}", 400, "bad_height"),
+    ("GET", "/blocks/%D9%A1", "/blocks/{height}", 400, "bad_height"),  # Arabic-Indic one
+    ("GET", "/blocks/1%0A", "/blocks/{height}", 400, "bad_height"),  # "1" and a newline
     ("GET", "/blocks/99999", "/blocks/{height}", 404, "not_found"),
     ("GET", "/blocks/1?full=yes", "/blocks/{height}", 400, "bad_parameter"),
     ("GET", "/blocks/1?fields=all", "/blocks/{height}", 400, "unknown_parameter"),
